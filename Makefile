@@ -1,0 +1,42 @@
+# infinity: `make run` runs the panel, `make test` runs every test.
+# Both set up what they need first (Debian packages, .venv, pip).
+
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := $(PY) -m flask --app wsgi
+SIM_PORT ?= 10085
+
+.PHONY: run demo test lint admin protos setup setup-test clean
+
+setup:
+	@scripts/bootstrap.sh run
+
+setup-test:
+	@scripts/bootstrap.sh test
+
+## The panel on PANEL_HOST:PANEL_PORT (127.0.0.1:8000), with its jobs, under gunicorn.
+run: setup
+	$(VENV)/bin/gunicorn -c deploy/gunicorn.conf.py wsgi:app
+
+## The panel beside the bundled Xray simulator, with demo link settings.
+demo: setup
+	@scripts/demo.sh
+
+## Every test: unit, simulator, the real v2ray daemon, and the browser.
+test: setup-test
+	$(PY) -m pytest
+
+lint: setup-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+## Make an admin: make admin NAME=you (asks for the password).
+admin: setup
+	$(FLASK) create-admin $(NAME)
+
+## Regenerate the gRPC stubs from xray/protos/*.proto.
+protos: setup-test
+	scripts/gen_protos.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

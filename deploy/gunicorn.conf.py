@@ -1,0 +1,26 @@
+"""gunicorn settings: `gunicorn -c deploy/gunicorn.conf.py wsgi:app`.
+
+One worker with threads is recommended; with more workers, a lock in
+instance/ lets only one of them run the jobs (and, later, the bot).
+"""
+
+import os
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+_env = {**dotenv_values(Path(__file__).resolve().parent.parent / ".env"), **os.environ}
+
+bind = f"{_env.get('PANEL_HOST') or '127.0.0.1'}:{_env.get('PANEL_PORT') or '8000'}"
+workers = int(_env.get("GUNICORN_WORKERS") or "1")
+threads = int(_env.get("GUNICORN_THREADS") or "8")
+timeout = 60
+accesslog = "-"
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001
+    from webpanel.cli import announce_setup
+    from webpanel.runtime import start_runtime
+
+    start_runtime(worker.wsgi)
+    announce_setup(worker.wsgi)

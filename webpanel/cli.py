@@ -1,0 +1,244 @@
+"""The command line: `flask --app wsgi COMMAND` (see DESIGN.md §8)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+
+import click
+from flask import Flask
+
+from webpanel.auth import AdminError
+from webpanel.auth import create_admin
+from webpanel.auth import setup_token
+from webpanel.models import Client
+from webpanel.models import db
+from webpanel.services import accounting
+from webpanel.services import clients as client_service
+from webpanel.services import sync
+from webpanel.services.clients import ClientError
+from webpanel.services.links import client_link
+from webpanel.settings import current_settings
+
+
+def with_db(func: Callable) -> Callable:
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with db.connection_context():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def client_json(client: Client) -> dict:
+    """What scripts get for a client: the names of DESIGN.md §8."""
+    return {
+        "name": client.name,
+        "email": client.email,
+        "status": client.status,
+        "pending": client.pending,
+        "uuid": client.uuid,
+        "uplink": client.uplink,
+        "downlink": client.downlink,
+        "used": client.used,
+        "limit": client.data_limit,
+        "expiry": client.expire_at.isoformat() + "Z" if client.expire_at else None,
+        "link": client_link(client),
+    }
+
+
+def _find(name: str) -> Client:
+    client = client_service.find_client(name)
+    if client is None:
+        raise click.ClickException(f"no client named {name!r}")
+    return client
+
+
+def _client_line(c: Client) -> str:
+    limit = "unlimited" if c.data_limit is None else f"{c.data_limit} B"
+    expiry = c.expire_at.isoformat(timespec="minutes") if c.expire_at else "never"
+    pending = " (pending)" if c.pending else ""
+    return f"{c.name}\t{c.email}\t{c.status}{pending}\tused {c.used} B\tlimit {limit}\texpires {expiry}"
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("init")
+    @with_db
+    def init() -> None:
+        """Create instance/, the secret key and the database (done at start too)."""
+        token = setup_token()
+        click.echo(f"instance ready in {app.instance_path}")
+        if token:
+            click.echo("no admin yet: run `create-admin NAME`, or open the setup link")
+            click.echo(f"  http://{_panel_address()}/setup/{token}")
+
+    @app.cli.command("create-admin")
+    @click.argument("name")
+    @with_db
+    def create_admin_command(name: str) -> None:
+        """Make an admin; the password comes from a prompt or stdin."""
+        if sys.stdin.isatty():
+            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+        try:
+            create_admin(name, password)
+        except AdminError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"admin {name} created")
+
+    @app.cli.group("client")
+    def client_group() -> None:
+        """Create, list and change clients."""
+
+    @client_group.command("add")
+    @click.argument("name")
+    @click.option("--limit-gb", default=None, help="data limit in GB (1024³ bytes)")
+    @click.option("--days", default=None, help="days until expiry")
+    @click.option("--json", "as_json", is_flag=True)
+    @with_db
+    def client_add(name: str, limit_gb: str | None, days: str | None, as_json: bool) -> None:
+        try:
+            client = client_service.create_client(
+                name,
+                data_limit=client_service.parse_limit_gb(limit_gb),
+                days=client_service.parse_days(days),
+                actor="cli",
+            )
+        except ClientError as error:
+            raise click.ClickException(str(error)) from None
+        _show(client, as_json)
+        if client.pending:
+            click.echo("note: Xray did not answer; the client is saved and pending", err=True)
+
+    @client_group.command("list")
+    @click.option("--json", "as_json", is_flag=True)
+    @with_db
+    def client_list(as_json: bool) -> None:
+        rows = list(Client.select().order_by(Client.id))
+        if as_json:
+            click.echo(json.dumps([client_json(c) for c in rows], ensure_ascii=False))
+            return
+        for c in rows:
+            click.echo(_client_line(c))
+
+    @client_group.command("show")
+    @click.argument("name")
+    @click.option("--json", "as_json", is_flag=True)
+    @with_db
+    def client_show(name: str, as_json: bool) -> None:
+        _show(_find(name), as_json)
+
+    @client_group.command("link")
+    @click.argument("name")
+    @with_db
+    def client_link_command(name: str) -> None:
+        link = client_link(_find(name))
+        if link is None:
+            raise click.ClickException("set PUBLIC_HOST (and the REALITY_* settings) first")
+        click.echo(link)
+
+    for action in ("enable", "disable", "delete"):
+        _add_action(client_group, action)
+
+    @app.cli.command("sync")
+    @with_db
+    def sync_command() -> None:
+        """Put every user Xray should hold back into it, now."""
+        timeout = current_settings().xray_timeout
+        failed = False
+        for result in sync.recover_all(force=True, timeout=timeout):
+            if result.online:
+                click.echo(
+                    f"{result.node}: in sync, {result.added} added, "
+                    f"{result.removed} removed in {result.seconds:.2f} s"
+                )
+            else:
+                failed = True
+                click.echo(f"{result.node}: unreachable: {result.error}", err=True)
+        if failed:
+            sys.exit(1)
+
+    @app.cli.command("poll")
+    @with_db
+    def poll_command() -> None:
+        """Count traffic now."""
+        timeout = current_settings().xray_timeout
+        failed = False
+        for result in accounting.poll_all(timeout):
+            if result.online:
+                click.echo(
+                    f"{result.node}: {result.counted} bytes counted for "
+                    f"{result.clients} clients"
+                    + (" (daemon restarted)" if result.restarted else "")
+                )
+            else:
+                failed = True
+                click.echo(f"{result.node}: unreachable: {result.error}", err=True)
+        client_service.enforce_limits()
+        if failed:
+            sys.exit(1)
+
+    @app.cli.command("serve")
+    @click.option("--host", default=None)
+    @click.option("--port", default=None, type=int)
+    def serve(host: str | None, port: int | None) -> None:
+        """Run the panel with its jobs on PANEL_HOST:PANEL_PORT (development)."""
+        from webpanel.runtime import start_runtime
+
+        settings = current_settings()
+        start_runtime(app)
+        announce_setup(app)
+        app.run(
+            host=host or settings.panel_host,
+            port=port or settings.panel_port,
+            threaded=True,
+            use_reloader=False,
+        )
+
+
+def _add_action(group: click.Group, action: str) -> None:
+    @group.command(action)
+    @click.argument("name")
+    @with_db
+    def command(name: str) -> None:
+        client = _find(name)
+        if action == "delete":
+            client_service.delete_client(client, actor="cli")
+            click.echo(f"{client.name} deleted")
+            return
+        change = getattr(client_service, f"{action}_client")
+        change(client, actor="cli")
+        click.echo(f"{client.name}: {client.status}" + (" (pending)" if client.pending else ""))
+
+    command.__doc__ = f"{action.capitalize()} a client."
+
+
+def _show(client: Client, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(client_json(client), ensure_ascii=False))
+        return
+    click.echo(_client_line(client))
+    link = client_link(client)
+    if link:
+        click.echo(link)
+
+
+def _panel_address() -> str:
+    settings = current_settings()
+    return f"{settings.panel_host}:{settings.panel_port}"
+
+
+def announce_setup(app: Flask) -> None:
+    """Print the one-time setup link while no admin exists."""
+    with app.app_context(), db.connection_context():
+        token = setup_token()
+        if token:
+            click.echo(
+                "\n  No admin yet. Make the first one at:\n"
+                f"    http://{_panel_address()}/setup/{token}\n"
+                "  or run: make admin NAME=you\n",
+                err=True,
+            )

@@ -1,0 +1,62 @@
+"""Connecting the database and bringing its schema up to date."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from peewee import Database
+from playhouse.db_url import connect
+
+from webpanel.models import MODELS
+from webpanel.models import SchemaVersion
+from webpanel.models import db
+
+log = logging.getLogger(__name__)
+
+SQLITE_PRAGMAS = {
+    "journal_mode": "wal",
+    "busy_timeout": 10_000,
+    "foreign_keys": 1,
+    "synchronous": "normal",
+}
+
+
+def open_database(url: str) -> Database:
+    """Connect the shared proxy to the database named by url."""
+    if url.startswith("sqlite:"):
+        database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    else:
+        database = connect(url)
+    db.initialize(database)
+    return database
+
+
+def _initial(database: Database) -> None:
+    database.create_tables(MODELS)
+
+
+# Each entry brings the schema from version N-1 to N. Append, never edit.
+MIGRATIONS: list[Callable[[Database], None]] = [_initial]
+
+
+def schema_version(database: Database) -> int:
+    if not SchemaVersion.table_exists():
+        return 0
+    row = SchemaVersion.select().order_by(SchemaVersion.version.desc()).first()
+    return row.version if row else 0
+
+
+def migrate(database: Database) -> int:
+    """Apply the migrations not yet applied; return the schema version."""
+    with database.connection_context():
+        current = schema_version(database)
+        for version, step in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            with database.atomic():
+                step(database)
+                SchemaVersion.create(version=version)
+            log.info("database schema migrated to version %d", version)
+            current = version
+    return current

@@ -1,0 +1,39 @@
+"""Jinja filters: how bytes and times read on the pages."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+
+from flask import Flask
+
+UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+
+
+def human_bytes(value: int | None) -> str:
+    """1536 → '1.5 KB', with 1 KB = 1024 bytes as in the data limits."""
+    if value is None:
+        return "∞"
+    if abs(value) < 1024:
+        return f"{value} B"
+    size = float(value)
+    for unit in UNITS[1:-1]:
+        size /= 1024
+        if abs(size) < 1024:
+            return f"{size:.2f} {unit}"
+    return f"{size / 1024:.2f} {UNITS[-1]}"
+
+
+def register_filters(app: Flask) -> None:
+    settings = app.extensions["infinity.settings"]
+
+    @app.template_filter("bytes")
+    def _bytes(value: int | None) -> str:
+        return human_bytes(value)
+
+    @app.template_filter("local")
+    def _local(value: datetime | None) -> str:
+        if value is None:
+            return "never"
+        local = value.replace(tzinfo=UTC).astimezone(settings.tz)
+        return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")

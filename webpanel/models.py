@@ -1,0 +1,124 @@
+"""Database models. Times are naive UTC datetimes; bytes are integers."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from datetime import datetime
+
+from flask_login import UserMixin
+from peewee import BigIntegerField
+from peewee import BooleanField
+from peewee import CharField
+from peewee import DatabaseProxy
+from peewee import DateTimeField
+from peewee import ForeignKeyField
+from peewee import IntegerField
+from peewee import Model
+from peewee import TextField
+
+db = DatabaseProxy()
+
+IN_XRAY = ("active", "on_hold")
+STATUSES = ("active", "on_hold", "disabled", "limited", "expired")
+
+
+def utcnow() -> datetime:
+    """Naive UTC: what every DateTimeField stores."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class BaseModel(Model):
+    class Meta:
+        database = db
+
+
+class SchemaVersion(BaseModel):
+    version = IntegerField()
+    applied_at = DateTimeField(default=utcnow)
+
+
+class State(BaseModel):
+    """Small named values the panel keeps for itself (e.g. the email sequence)."""
+
+    key = CharField(max_length=64, primary_key=True)
+    value = BigIntegerField(default=0)
+
+
+class Admin(UserMixin, BaseModel):
+    username = CharField(max_length=64, unique=True)
+    password_hash = CharField(max_length=255)
+    created_at = DateTimeField(default=utcnow)
+
+
+class Node(BaseModel):
+    name = CharField(max_length=64, unique=True)
+    api_address = CharField(max_length=255)
+    flavor = CharField(max_length=16, default="xray")
+    inbound_tag = CharField(max_length=64, default="vless-in")
+    online = BooleanField(default=False)
+    in_sync = BooleanField(default=False)
+    last_error = TextField(default="")
+    # What recovery saw last: a lower uptime than expected means a restart.
+    seen_uptime = IntegerField(null=True)
+    seen_at = DateTimeField(null=True)
+    # What the last committed poll saw; counter deltas are relative to it.
+    poll_uptime = IntegerField(null=True)
+    poll_at = DateTimeField(null=True)
+    synced_at = DateTimeField(null=True)
+    restored_count = IntegerField(default=0)
+
+    @property
+    def state(self) -> str:
+        if not self.online:
+            return "offline"
+        return "online" if self.in_sync else "out_of_sync"
+
+
+class Client(BaseModel):
+    name = CharField(max_length=64)
+    name_key = CharField(max_length=64, unique=True)  # casefolded name
+    email = CharField(max_length=32, unique=True)  # Xray's key; never changes
+    uuid = CharField(max_length=36, unique=True)
+    sub_token = CharField(max_length=64, unique=True)
+    flow = CharField(max_length=32, default="")
+    status = CharField(max_length=16, default="active", index=True)
+    data_limit = BigIntegerField(null=True)  # bytes; None = unlimited
+    expire_at = DateTimeField(null=True)  # None = never
+    uplink = BigIntegerField(default=0)
+    downlink = BigIntegerField(default=0)
+    pending = BooleanField(default=False)  # saved, not yet applied in Xray
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+
+    @property
+    def used(self) -> int:
+        return self.uplink + self.downlink
+
+    @property
+    def in_xray(self) -> bool:
+        return self.status in IN_XRAY
+
+
+class Counter(BaseModel):
+    """The last raw value of one Xray traffic counter on one node."""
+
+    node = ForeignKeyField(Node, on_delete="CASCADE")
+    email = CharField(max_length=64)
+    direction = CharField(max_length=8)
+    last_raw = BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("node", "email", "direction"), True),)
+
+
+class Removal(BaseModel):
+    """A deleted client still to be removed from a node that was down."""
+
+    node = ForeignKeyField(Node, on_delete="CASCADE")
+    email = CharField(max_length=64)
+
+    class Meta:
+        indexes = ((("node", "email"), True),)
+
+
+MODELS = [SchemaVersion, State, Admin, Node, Client, Counter, Removal]

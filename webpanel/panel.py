@@ -1,0 +1,137 @@
+"""The admin's pages: clients, one client, and the node banner."""
+
+from __future__ import annotations
+
+import io
+
+import segno
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_required
+
+from webpanel.models import Client
+from webpanel.models import Node
+from webpanel.services import clients as client_service
+from webpanel.services.clients import ClientError
+from webpanel.services.links import client_link
+
+bp = Blueprint("panel", __name__)
+
+
+@bp.before_request
+@login_required
+def _signed_in() -> None:
+    """Every page here needs a signed-in admin."""
+
+
+def _htmx() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _actor() -> str:
+    return f"admin:{current_user.username}"
+
+
+def _client_or_404(client_id: int) -> Client:
+    client = Client.get_or_none(Client.id == client_id)
+    if client is None:
+        abort(404)
+    return client
+
+
+@bp.get("/")
+def index():  # noqa: ANN201
+    return redirect(url_for("panel.clients"))
+
+
+@bp.get("/clients")
+def clients():  # noqa: ANN201
+    query = request.args.get("q", "").strip()
+    rows = Client.select().order_by(Client.id.desc())
+    if query:
+        rows = rows.where(
+            Client.name_key.contains(query.casefold()) | (Client.email == query.lower())
+        )
+    rows = list(rows)
+    if _htmx() and request.headers.get("HX-Target") == "clients-table":
+        return render_template("_clients_table.html", clients=rows, q=query)
+    return render_template(
+        "clients.html", clients=rows, q=query, form={}, errors={}
+    )
+
+
+@bp.post("/clients")
+def create():  # noqa: ANN201
+    form = request.form
+    try:
+        client = client_service.create_client(
+            form.get("name", ""),
+            data_limit=client_service.parse_limit_gb(form.get("limit_gb")),
+            days=client_service.parse_days(form.get("days")),
+            actor=_actor(),
+        )
+    except ClientError as error:
+        if _htmx():
+            return render_template("_client_form.html", form=form, errors=error.errors), 422
+        rows = list(Client.select().order_by(Client.id.desc()))
+        page = render_template("clients.html", clients=rows, q="", form=form, errors=error.errors)
+        return page, 422
+    target = url_for("panel.client", client_id=client.id)
+    if _htmx():
+        return "", 201, {"HX-Redirect": target}
+    return redirect(target)
+
+
+@bp.get("/clients/<int:client_id>")
+def client(client_id: int):  # noqa: ANN201
+    record = _client_or_404(client_id)
+    return render_template("client.html", client=record, link=client_link(record))
+
+
+@bp.get("/clients/<int:client_id>/qr.svg")
+def qr(client_id: int):  # noqa: ANN201
+    link = client_link(_client_or_404(client_id))
+    if link is None:
+        abort(404)
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
+    response = Response(out.getvalue(), mimetype="image/svg+xml")
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.post("/clients/<int:client_id>/<any(enable, disable):action>")
+def toggle(client_id: int, action: str):  # noqa: ANN201
+    record = _client_or_404(client_id)
+    if action == "enable":
+        client_service.enable_client(record, actor=_actor())
+    else:
+        client_service.disable_client(record, actor=_actor())
+    if _htmx():
+        return render_template("_client_card.html", client=record, link=client_link(record))
+    return redirect(url_for("panel.client", client_id=record.id))
+
+
+@bp.post("/clients/<int:client_id>/delete")
+def delete(client_id: int):  # noqa: ANN201
+    client_service.delete_client(_client_or_404(client_id), actor=_actor())
+    target = url_for("panel.clients")
+    if _htmx():
+        return "", 200, {"HX-Redirect": target}
+    return redirect(target)
+
+
+@bp.get("/nodes/banner")
+def banner():  # noqa: ANN201
+    return render_template("_node_banner.html", nodes=list(Node.select()))
+
+
+@bp.app_template_global()
+def all_nodes() -> list[Node]:
+    return list(Node.select())

@@ -1,0 +1,84 @@
+"""What runs beside the pages: the scheduler (and, later, plugins), once per host."""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import logging
+import os
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from webpanel.jobs import poll_job
+from webpanel.jobs import recover_job
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "runtime.lock"
+
+
+class Runtime:
+    def __init__(self, scheduler: BackgroundScheduler, lock: IO[str]) -> None:
+        self.scheduler = scheduler
+        self.lock = lock
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        self.lock.close()  # closing the file releases the lock
+
+
+def take_lock(instance: Path) -> IO[str] | None:
+    """An exclusive lock on instance/runtime.lock, or None if another process has it."""
+    instance.mkdir(parents=True, exist_ok=True)
+    handle = open(instance / LOCK_NAME, "a+")  # noqa: SIM115 - held for the process
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def start_runtime(app: Flask) -> Runtime | None:
+    """Start the jobs here unless another process on this host already runs them."""
+    existing = app.extensions.get("infinity.runtime")
+    if existing is not None:
+        return existing
+    lock = take_lock(Path(app.instance_path))
+    if lock is None:
+        log.info("jobs run in another process (pid %d serves pages only)", os.getpid())
+        return None
+
+    settings = app.extensions["infinity.settings"]
+    scheduler = BackgroundScheduler(
+        timezone=UTC,
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
+    )
+    now = datetime.now(UTC)
+    scheduler.add_job(
+        recover_job, "interval", seconds=settings.recover_seconds, args=[app],
+        id="recover", name="restart recovery", next_run_time=now,
+    )
+    scheduler.add_job(
+        poll_job, "interval", seconds=settings.poll_seconds, args=[app],
+        id="poll", name="traffic polling",
+    )
+    scheduler.start()
+    runtime = Runtime(scheduler, lock)
+    app.extensions["infinity.runtime"] = runtime
+    atexit.register(runtime.stop)
+    log.info(
+        "jobs started in pid %d: poll every %d s, recovery every %d s",
+        os.getpid(), settings.poll_seconds, settings.recover_seconds,
+    )
+    return runtime

@@ -1,0 +1,1 @@
+"""Services: the only place with rules. Every way in calls these."""

@@ -1,0 +1,235 @@
+"""Keeping Xray in line with the database (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from webpanel.models import IN_XRAY
+from webpanel.models import Client
+from webpanel.models import Node
+from webpanel.models import Removal
+from webpanel.models import db
+from webpanel.models import utcnow
+from webpanel.nodes import gateway
+from webpanel.signals import node_changed
+from xray.client import AlreadyExists
+from xray.client import NotFound
+from xray.client import Unavailable
+from xray.client import Unsupported
+from xray.client import User
+from xray.client import XrayClient
+from xray.client import XrayError
+
+log = logging.getLogger(__name__)
+
+# Uptime has whole-second resolution and calls take time: allow some slack.
+UPTIME_SLACK_S = 2
+POOL_SIZE = 16
+
+
+@dataclass(frozen=True)
+class RecoverResult:
+    node: str
+    online: bool
+    restarted: bool = False
+    resynced: bool = False
+    added: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+def restarted_since(
+    last_uptime: int | None, last_at: datetime | None, uptime: int, now: datetime
+) -> bool:
+    """True when the daemon's uptime is lower than it should be by now."""
+    if last_uptime is None or last_at is None:
+        return False
+    expected = last_uptime + (now - last_at).total_seconds()
+    return uptime + UPTIME_SLACK_S < expected
+
+
+def xray_user(client: Client) -> User:
+    return User(email=client.email, uuid=client.uuid, flow=client.flow)
+
+
+def add(gw: XrayClient, tag: str, user: User) -> bool:
+    """Add a user; True when it was missing. "Already exists" is success."""
+    try:
+        gw.add_user(tag, user)
+    except AlreadyExists:
+        return False
+    return True
+
+
+def remove(gw: XrayClient, tag: str, email: str) -> bool:
+    """Remove a user; True when it was there. "Not found" is success."""
+    try:
+        gw.remove_user(tag, email)
+    except NotFound:
+        return False
+    return True
+
+
+def mark_out_of_sync(node: Node, error: XrayError) -> None:
+    """Changes now wait for recovery; an unreachable node is also offline."""
+    was_online = node.online
+    node.online = was_online and not isinstance(error, Unavailable)
+    node.in_sync = False
+    Node.update(in_sync=False, online=node.online, last_error=str(error)[:500]).where(
+        Node.id == node.id
+    ).execute()
+    if was_online and not node.online:
+        log.warning("node %s is unreachable: %s", node.name, error)
+        node_changed.send(node, event="down", count=0, seconds=0.0)
+
+
+def apply_client(client: Client, timeout: float = 5.0) -> bool:
+    """Bring every node in line with one client; False leaves it pending."""
+    ok = True
+    for node in Node.select():
+        gw = gateway(node, timeout)
+        try:
+            if client.in_xray:
+                add(gw, node.inbound_tag, xray_user(client))
+            else:
+                remove(gw, node.inbound_tag, client.email)
+        except XrayError as error:
+            mark_out_of_sync(node, error)
+            ok = False
+    if client.pending == ok:
+        client.pending = not ok
+        Client.update(pending=client.pending).where(Client.id == client.id).execute()
+    return ok
+
+
+def forget_client(email: str, timeout: float = 5.0) -> bool:
+    """Remove a deleted client's email everywhere, or leave a tombstone."""
+    ok = True
+    for node in Node.select():
+        try:
+            remove(gateway(node, timeout), node.inbound_tag, email)
+        except XrayError as error:
+            mark_out_of_sync(node, error)
+            Removal.insert(node=node, email=email).on_conflict_ignore().execute()
+            ok = False
+    return ok
+
+
+def recover_node(node: Node, *, force: bool = False, timeout: float = 5.0) -> RecoverResult:
+    """Check a node and, if it restarted or lost changes, put our users back."""
+    gw = gateway(node, timeout)
+    started = time.monotonic()
+    try:
+        uptime = gw.sys_stats().uptime
+    except XrayError as error:
+        mark_out_of_sync(node, error)
+        return RecoverResult(node.name, online=False, error=str(error))
+
+    now = utcnow()
+    restarted = restarted_since(node.seen_uptime, node.seen_at, uptime, now)
+    came_back = not node.online
+    try:
+        needed = force or restarted or came_back or not node.in_sync
+        if not needed:
+            needed = _canary_missing(gw, node)
+            restarted = needed
+        added = removed = 0
+        if needed:
+            added, removed = _resync(gw, node)
+    except XrayError as error:
+        mark_out_of_sync(node, error)
+        return RecoverResult(node.name, online=False, restarted=restarted, error=str(error))
+
+    seconds = time.monotonic() - started
+    _mark_synced(node, uptime, now, resynced=needed, added=added)
+    if came_back:
+        node_changed.send(node, event="up", count=added, seconds=seconds)
+    if restarted:
+        log.info("node %s restarted (uptime %ds)", node.name, uptime)
+        node_changed.send(node, event="restarted", count=added, seconds=seconds)
+    if needed:
+        log.info(
+            "node %s in sync: %d users restored, %d removed in %.2f s",
+            node.name, added, removed, seconds,
+        )
+        node_changed.send(node, event="restored", count=added, seconds=seconds)
+    return RecoverResult(
+        node.name, True, restarted, needed, added, removed, seconds
+    )
+
+
+def recover_all(*, force: bool = False, timeout: float = 5.0) -> list[RecoverResult]:
+    return [recover_node(n, force=force, timeout=timeout) for n in Node.select()]
+
+
+def _canary_missing(gw: XrayClient, node: Node) -> bool:
+    """Re-add one user who should be there; if it was missing, Xray forgot us.
+
+    Uptime alone misses a restart that happened within the slack of the
+    last check; one AddUser per run is a cheap second opinion.
+    """
+    client = (
+        Client.select()
+        .where(Client.status.in_(IN_XRAY))
+        .order_by(Client.id.desc())
+        .first()
+    )
+    if client is None:
+        return False
+    missing = add(gw, node.inbound_tag, xray_user(client))
+    if missing:
+        log.warning("node %s had lost user %s: resyncing", node.name, client.email)
+    return missing
+
+
+def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
+    """Make the node hold exactly the users it should; return (added, removed)."""
+    wanted = {c.email: c for c in Client.select().where(Client.status.in_(IN_XRAY))}
+    unwanted = {
+        c.email for c in Client.select(Client.email).where(Client.status.not_in(IN_XRAY))
+    }
+    tombstones = {r.email for r in Removal.select().where(Removal.node == node)}
+    unwanted |= tombstones
+
+    try:
+        present = {u.email.lower() for u in gw.list_users(node.inbound_tag)}
+    except Unsupported:
+        present = None  # can't list: re-add everyone, remove everyone unwanted
+    if present is not None:
+        unwanted = {e for e in unwanted if e in present}
+        to_add = [c for e, c in wanted.items() if e not in present]
+    else:
+        to_add = list(wanted.values())
+
+    tag = node.inbound_tag
+    with ThreadPoolExecutor(max_workers=POOL_SIZE) as pool:
+        added = sum(pool.map(lambda c: add(gw, tag, xray_user(c)), to_add))
+        removed = sum(pool.map(lambda e: remove(gw, tag, e), sorted(unwanted)))
+    if tombstones:
+        done = Removal.email.in_(sorted(tombstones))
+        Removal.delete().where(Removal.node == node, done).execute()
+    return added, removed
+
+
+def _mark_synced(node: Node, uptime: int, now: datetime, *, resynced: bool, added: int) -> None:
+    fields = {
+        Node.online: True,
+        Node.in_sync: True,
+        Node.last_error: "",
+        Node.seen_uptime: uptime,
+        Node.seen_at: now,
+    }
+    if resynced:
+        fields[Node.synced_at] = now
+        fields[Node.restored_count] = added
+    with db.atomic():
+        Node.update(fields).where(Node.id == node.id).execute()
+        if resynced:
+            Client.update(pending=False).where(Client.pending == True).execute()  # noqa: E712
+    for field, value in fields.items():
+        setattr(node, field.name, value)
