@@ -40,12 +40,19 @@ def panel_env(api: str, **extra: str) -> dict[str, str]:
 def make_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
     """Build apps on one instance folder; each call may pass other settings."""
 
+    made: list[Flask] = []
+
     def make(api: str, **extra: str) -> Flask:
         app = create_app(panel_env(api, **extra), instance_path=tmp_path / "instance")
         app.config["TESTING"] = True
+        made.append(app)
         return app
 
     yield make
+    for app in made:
+        runtime = app.extensions.get("infinity.runtime")
+        if runtime is not None:
+            runtime.stop()
     close_gateways()
     if not db.is_closed():
         db.close()

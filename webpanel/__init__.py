@@ -125,11 +125,13 @@ def _unauthorized():  # noqa: ANN202
 def _register_hooks(app: Flask) -> None:
     @app.before_request
     def _open_db() -> None:
-        db.connect(reuse_if_open=True)
+        # Close at teardown only what this request opened (tests and the CLI
+        # may already hold this thread's connection).
+        g.db_opened = db.connect(reuse_if_open=True)
 
     @app.teardown_request
     def _close_db(_exc: BaseException | None) -> None:
-        if not db.is_closed():
+        if g.pop("db_opened", False) and not db.is_closed():
             db.close()
 
     @app.after_request

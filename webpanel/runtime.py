@@ -23,7 +23,10 @@ LOCK_NAME = "runtime.lock"
 
 
 class Runtime:
-    def __init__(self, scheduler: BackgroundScheduler, lock: IO[str]) -> None:
+    """The jobs this process runs, and the lock that makes it the only one."""
+
+    def __init__(self, app: Flask, scheduler: BackgroundScheduler, lock: IO[str]) -> None:
+        self.app = app
         self.scheduler = scheduler
         self.lock = lock
 
@@ -31,6 +34,7 @@ class Runtime:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.lock.close()  # closing the file releases the lock
+        self.app.extensions.pop("infinity.runtime", None)
 
 
 def take_lock(instance: Path) -> IO[str] | None:
@@ -74,7 +78,7 @@ def start_runtime(app: Flask) -> Runtime | None:
         id="poll", name="traffic polling",
     )
     scheduler.start()
-    runtime = Runtime(scheduler, lock)
+    runtime = Runtime(app, scheduler, lock)
     app.extensions["infinity.runtime"] = runtime
     atexit.register(runtime.stop)
     log.info(

@@ -1,0 +1,235 @@
+"""The admin's pages, through Flask's test client (the browser test is separate)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webpanel.auth import create_admin
+from webpanel.models import Client
+from webpanel.services import clients as service
+from xray.simulator import Simulator
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def admin(app: Flask):  # noqa: ANN201
+    return create_admin("root", PASSWORD)
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, admin) -> FlaskClient:  # noqa: ANN001
+    page = client.get("/login")
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post(
+        "/login", data={"username": "root", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302
+    return client
+
+
+def csrf_from(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def htmx_post(client: FlaskClient, url: str, data: dict | None = None):  # noqa: ANN201
+    token = csrf_from(client.get("/clients").get_data(as_text=True))
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    return client.post(url, data=data or {}, headers=headers)
+
+
+def test_it_sends_a_stranger_to_the_sign_in_page(client: FlaskClient):
+    response = client.get("/clients")
+
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login")
+
+
+def test_it_asks_htmx_to_reload_when_the_session_expired(client: FlaskClient):
+    response = client.get("/nodes/banner", headers={"HX-Request": "true"})
+
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login")
+
+
+@pytest.mark.parametrize(
+    ("username", "password"), [("root", "wrong password"), ("nobody", PASSWORD)]
+)
+def test_it_gives_the_same_message_for_any_wrong_login(
+    client: FlaskClient, admin, username: str, password: str  # noqa: ANN001
+):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+
+    response = client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+    assert response.status_code == 401
+    assert "Wrong username or password." in response.get_data(as_text=True)
+    assert client.get("/clients").status_code == 302
+
+
+def test_it_refuses_a_form_without_its_csrf_token(signed_in: FlaskClient):
+    response = signed_in.post("/clients", data={"name": "no token"})
+
+    assert response.status_code == 400
+    assert Client.select().count() == 0
+
+
+def test_it_creates_a_client_and_shows_its_link_and_qr(
+    signed_in: FlaskClient, simulator: Simulator
+):
+    response = htmx_post(signed_in, "/clients", {"name": "Алиса 🦊", "limit_gb": "5"})
+
+    assert response.status_code == 201
+    client = Client.get()
+    assert response.headers["HX-Redirect"] == f"/clients/{client.id}"
+    page = signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
+    assert f"vless://{client.uuid}@vpn.example.com:8443?" in page
+    assert "%D0%90%D0%BB%D0%B8%D1%81%D0%B0%20%F0%9F%A6%8A" in page
+    qr = signed_in.get(f"/clients/{client.id}/qr.svg")
+    assert qr.status_code == 200 and qr.mimetype == "image/svg+xml"
+    assert b"<svg" in qr.data
+    assert client.email in simulator.users()
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"name": ""}, "Name is required."),
+        ({"name": "x", "limit_gb": "abc"}, "Data limit must be a number of GB."),
+        ({"name": "x", "limit_gb": "-5"}, "Data limit must be more than 0"),
+        ({"name": "x", "days": "soon"}, "Days must be a whole number"),
+    ],
+)
+def test_it_shows_form_errors_in_place_and_saves_nothing(
+    signed_in: FlaskClient, simulator: Simulator, form: dict, field: str
+):
+    response = htmx_post(signed_in, "/clients", form)
+
+    assert response.status_code == 422
+    assert field in response.get_data(as_text=True)
+    assert Client.select().count() == 0
+    assert simulator.users() == {}
+
+
+def test_it_refuses_a_duplicate_name_in_the_form(signed_in: FlaskClient):
+    service.create_client("Bob")
+
+    response = htmx_post(signed_in, "/clients", {"name": "BOB"})
+
+    assert response.status_code == 422
+    assert "already exists" in response.get_data(as_text=True)
+    assert Client.select().count() == 1
+
+
+def test_it_disables_and_enables_a_client_through_htmx(
+    signed_in: FlaskClient, simulator: Simulator
+):
+    client = service.create_client("carol")
+
+    off = htmx_post(signed_in, f"/clients/{client.id}/disable")
+    assert off.status_code == 200 and "status-disabled" in off.get_data(as_text=True)
+    assert client.email not in simulator.users()
+
+    on = htmx_post(signed_in, f"/clients/{client.id}/enable")
+    assert "status-active" in on.get_data(as_text=True)
+    assert client.email in simulator.users()
+
+
+def test_it_deletes_a_client_and_sends_htmx_back_to_the_list(
+    signed_in: FlaskClient, simulator: Simulator
+):
+    client = service.create_client("dave")
+
+    response = htmx_post(signed_in, f"/clients/{client.id}/delete")
+
+    assert response.headers["HX-Redirect"] == "/clients"
+    assert Client.select().count() == 0 and simulator.users() == {}
+
+
+def test_it_saves_a_client_while_xray_is_down_and_says_it_is_pending(
+    signed_in: FlaskClient, simulator: Simulator
+):
+    simulator.stop()
+
+    response = htmx_post(signed_in, "/clients", {"name": "offline"})
+
+    assert response.status_code == 201
+    client = Client.get()
+    page = signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
+    assert "not yet applied in Xray" in page
+    assert "offline: no daemon answers there" in page
+
+
+def test_it_shows_the_node_online_in_the_banner(signed_in: FlaskClient):
+    from webpanel.models import Node
+    from webpanel.services import sync
+
+    sync.recover_node(Node.get())
+
+    banner = signed_in.get("/nodes/banner").get_data(as_text=True)
+    assert 'data-node-state="online"' in banner
+
+
+def test_it_answers_unknown_clients_with_404_not_500(signed_in: FlaskClient):
+    assert signed_in.get("/clients/999").status_code == 404
+    assert signed_in.get("/clients/999/qr.svg").status_code == 404
+
+
+def test_it_escapes_names_on_every_page(signed_in: FlaskClient):
+    client = service.create_client("<script>alert(1)</script>")
+
+    html = signed_in.get("/clients").get_data(as_text=True)
+    html += signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
+
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_it_sets_a_strict_content_security_policy(signed_in: FlaskClient):
+    response = signed_in.get("/clients")
+
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_it_signs_out(signed_in: FlaskClient):
+    token = csrf_from(signed_in.get("/clients").get_data(as_text=True))
+
+    signed_in.post("/logout", data={"csrf_token": token})
+
+    assert signed_in.get("/clients").status_code == 302
+
+
+def test_it_makes_the_first_admin_through_the_one_time_link(client: FlaskClient):
+    from webpanel.auth import setup_token
+
+    token = setup_token()
+    page = client.get(f"/setup/{token}")
+    form = {
+        "username": "first",
+        "password": "long enough",
+        "password2": "long enough",
+        "csrf_token": csrf_from(page.get_data(as_text=True)),
+    }
+
+    response = client.post(f"/setup/{token}", data=form)
+
+    assert response.status_code == 302
+    assert client.get(f"/setup/{token}").status_code == 404
+    assert client.get("/clients").status_code == 200
+
+
+def test_it_hides_the_setup_page_behind_the_right_token(client: FlaskClient):
+    from webpanel.auth import setup_token
+
+    setup_token()
+
+    assert client.get("/setup/guess").status_code == 404
