@@ -18,7 +18,7 @@ timeout = 60
 accesslog = "-"
 
 
-def post_worker_init(worker) -> None:  # noqa: ANN001
+def post_worker_init(worker) -> None:
     from webpanel.cli import announce_setup
     from webpanel.runtime import start_runtime
 

@@ -72,5 +72,5 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def runner(app: Flask):  # noqa: ANN201
+def runner(app: Flask):
     return app.test_cli_runner()

@@ -27,9 +27,16 @@ def usage(client: Client) -> tuple[int, int]:
 
 @pytest.mark.parametrize(
     ("raw", "last", "restarted", "delta"),
-    [(150, 100, False, 50), (100, 100, False, 0), (40, 100, False, 40), (300, 100, True, 300)],
+    [
+        (150, 100, False, 50),
+        (100, 100, False, 0),
+        (40, 100, False, 40),
+        (300, 100, True, 300),
+    ],
 )
-def test_it_computes_a_delta_that_restarts_with_the_counter(raw, last, restarted, delta):
+def test_it_computes_a_delta_that_restarts_with_the_counter(
+    raw, last, restarted, delta
+):
     assert counter_delta(raw, last, restarted) == delta
 
 

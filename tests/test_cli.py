@@ -12,7 +12,16 @@ from webpanel.models import Admin
 from webpanel.models import Client
 from xray.simulator import Simulator
 
-JSON_FIELDS = {"name", "status", "uuid", "uplink", "downlink", "limit", "expiry", "link"}
+JSON_FIELDS = {
+    "name",
+    "status",
+    "uuid",
+    "uplink",
+    "downlink",
+    "limit",
+    "expiry",
+    "link",
+}
 
 
 def test_it_adds_a_client_with_limits_and_prints_json(

@@ -13,12 +13,14 @@ from webpanel.models import Node
 from webpanel.models import Removal
 from webpanel.services import clients as service
 from webpanel.services import sync
-from webpanel.services.clients import ClientError
 from webpanel.services.clients import GB
+from webpanel.services.clients import ClientError
 from xray.simulator import Simulator
 
 
-def test_it_creates_a_client_in_the_database_and_in_xray(app: Flask, simulator: Simulator):
+def test_it_creates_a_client_in_the_database_and_in_xray(
+    app: Flask, simulator: Simulator
+):
     client = service.create_client("Алиса 🦊", data_limit=5 * GB, days=30)
 
     assert re.fullmatch(r"c\d+", client.email)
@@ -95,7 +97,9 @@ def test_it_removes_a_disabled_client_from_xray_and_adds_it_back(
     assert Client.get_by_id(client.id).status == "active"
 
 
-def test_it_deletes_a_client_from_the_database_and_xray(app: Flask, simulator: Simulator):
+def test_it_deletes_a_client_from_the_database_and_xray(
+    app: Flask, simulator: Simulator
+):
     client = service.create_client("dave")
 
     service.delete_client(client)
@@ -125,7 +129,7 @@ def test_it_keeps_changes_while_xray_is_down_and_applies_them_when_back(
 
     assert result.online and result.resynced
     assert set(simulator.users()) == {late.email}
-    assert Client.select().where(Client.pending == True).count() == 0  # noqa: E712
+    assert Client.select().where(Client.pending == True).count() == 0
     assert Removal.select().count() == 0
     assert Node.get().state == "online"
 

@@ -27,7 +27,9 @@ OVERHEAD = 2_000
 
 
 @pytest.fixture
-def v2ray_app(make_app: Callable[..., Flask], v2ray_server: V2RayServer) -> Iterator[Flask]:
+def v2ray_app(
+    make_app: Callable[..., Flask], v2ray_server: V2RayServer
+) -> Iterator[Flask]:
     app = make_app(
         v2ray_server.api_address,
         XRAY_FLAVOR="v2ray",
@@ -78,7 +80,10 @@ def test_it_shuts_out_a_disabled_or_deleted_client_and_lets_it_back_when_enabled
 
 
 def test_it_keeps_a_client_pending_while_the_daemon_is_down(
-    v2ray_app: Flask, v2ray_server: V2RayServer, v2ray_proxy, content_server: ContentServer
+    v2ray_app: Flask,
+    v2ray_server: V2RayServer,
+    v2ray_proxy,
+    content_server: ContentServer,
 ):
     v2ray_server.kill()
     client = service.create_client("late")
@@ -99,7 +104,10 @@ def test_it_keeps_a_client_pending_while_the_daemon_is_down(
 
 
 def test_it_restores_clients_and_counts_on_after_the_daemon_restarts(
-    v2ray_app: Flask, v2ray_server: V2RayServer, v2ray_proxy, content_server: ContentServer
+    v2ray_app: Flask,
+    v2ray_server: V2RayServer,
+    v2ray_proxy,
+    content_server: ContentServer,
 ):
     client = service.create_client("carol")
     off = service.create_client("off")
@@ -108,7 +116,9 @@ def test_it_restores_clients_and_counts_on_after_the_daemon_restarts(
     runtime = start_runtime(v2ray_app)
     assert runtime is not None
     proxy.fetch(content_server.url(SIZE))
-    eventually(lambda: _counted_at_least(client, SIZE), retry_on=AssertionError, timeout=10)
+    eventually(
+        lambda: _counted_at_least(client, SIZE), retry_on=AssertionError, timeout=10
+    )
     time.sleep(1.5)  # let the jobs see a rising uptime first
 
     v2ray_server.kill()
@@ -126,7 +136,9 @@ def test_it_restores_clients_and_counts_on_after_the_daemon_restarts(
     restored_in = time.monotonic() - started
     assert len(body) == SIZE
     assert restored_in < 15, f"restored after {restored_in:.1f} s"
-    eventually(lambda: _counted_at_least(client, 2 * SIZE), retry_on=AssertionError, timeout=10)
+    eventually(
+        lambda: _counted_at_least(client, 2 * SIZE), retry_on=AssertionError, timeout=10
+    )
     assert fresh(client).downlink <= 2 * (SIZE + OVERHEAD)
     assert fresh(off).status == "disabled"
     off_proxy = v2ray_proxy(off.uuid)

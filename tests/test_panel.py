@@ -17,12 +17,12 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def admin(app: Flask):  # noqa: ANN201
+def admin(app: Flask):
     return create_admin("root", PASSWORD)
 
 
 @pytest.fixture
-def signed_in(client: FlaskClient, admin) -> FlaskClient:  # noqa: ANN001
+def signed_in(client: FlaskClient, admin) -> FlaskClient:
     page = client.get("/login")
     token = csrf_from(page.get_data(as_text=True))
     response = client.post(
@@ -38,7 +38,7 @@ def csrf_from(html: str) -> str:
     return found.group(1)
 
 
-def htmx_post(client: FlaskClient, url: str, data: dict | None = None):  # noqa: ANN201
+def htmx_post(client: FlaskClient, url: str, data: dict | None = None):
     token = csrf_from(client.get("/clients").get_data(as_text=True))
     headers = {"HX-Request": "true", "X-CSRFToken": token}
     return client.post(url, data=data or {}, headers=headers)
@@ -62,7 +62,10 @@ def test_it_asks_htmx_to_reload_when_the_session_expired(client: FlaskClient):
     ("username", "password"), [("root", "wrong password"), ("nobody", PASSWORD)]
 )
 def test_it_gives_the_same_message_for_any_wrong_login(
-    client: FlaskClient, admin, username: str, password: str  # noqa: ANN001
+    client: FlaskClient,
+    admin,
+    username: str,
+    password: str,
 ):
     token = csrf_from(client.get("/login").get_data(as_text=True))
 

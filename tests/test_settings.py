@@ -57,7 +57,9 @@ def test_it_maps_the_v2ray_flavor_to_its_proto_prefix(tmp_path: Path):
         ("DATABASE_URL", "mysql://x"),
     ],
 )
-def test_it_refuses_a_malformed_setting_naming_it(tmp_path: Path, name: str, value: str):
+def test_it_refuses_a_malformed_setting_naming_it(
+    tmp_path: Path, name: str, value: str
+):
     with pytest.raises(SettingsError, match=f"^{name} "):
         load_settings({name: value}, tmp_path)
 
@@ -81,14 +83,19 @@ def test_it_masks_secrets():
 
 def documented() -> set[str]:
     text = (ROOT / ".env.example").read_text()
-    return set(re.findall(r"^([A-Z][A-Z0-9_]+)=", text, flags=re.M))
+    return set(re.findall(r"^([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
 
 
 def read_names() -> set[str]:
     """Every name the code reads: `read.kind("NAME"` or `.get("NAME"`."""
     names: set[str] = set()
-    for path in [ROOT / "webpanel" / "settings.py", ROOT / "deploy" / "gunicorn.conf.py"]:
-        names |= set(re.findall(r'(?:read\.\w+|\.get)\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text()))
+    for path in [
+        ROOT / "webpanel" / "settings.py",
+        ROOT / "deploy" / "gunicorn.conf.py",
+    ]:
+        names |= set(
+            re.findall(r'(?:read\.\w+|\.get)\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text())
+        )
     return names
 
 

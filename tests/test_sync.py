@@ -122,8 +122,11 @@ def test_it_restores_thousands_of_users_with_a_bounded_pool(
 
     rows = [
         {
-            "name": f"bulk {i}", "name_key": f"bulk {i}", "email": f"b{i}",
-            "uuid": f"00000000-0000-4000-8000-{i:012d}", "sub_token": f"t{i}",
+            "name": f"bulk {i}",
+            "name_key": f"bulk {i}",
+            "email": f"b{i}",
+            "uuid": f"00000000-0000-4000-8000-{i:012d}",
+            "sub_token": f"t{i}",
         }
         for i in range(2000)
     ]

@@ -17,8 +17,8 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import CSRFProtect
 
 from webpanel.database import migrate
-from webpanel.formatting import register_filters
 from webpanel.database import open_database
+from webpanel.formatting import register_filters
 from webpanel.models import Admin
 from webpanel.models import db
 from webpanel.nodes import ensure_default_node
@@ -92,7 +92,9 @@ def _configure_logging() -> None:
         )
     # Third-party loggers that may print request URLs with secrets at DEBUG.
     for name in ("telebot", "urllib3", "apscheduler"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).level))
+        logging.getLogger(name).setLevel(
+            max(logging.INFO, logging.getLogger(name).level)
+        )
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -111,7 +113,7 @@ def _load_admin(admin_id: str) -> Admin | None:
 
 
 @login_manager.unauthorized_handler
-def _unauthorized():  # noqa: ANN202
+def _unauthorized():
     from flask import redirect
     from flask import url_for
 
@@ -135,7 +137,7 @@ def _register_hooks(app: Flask) -> None:
             db.close()
 
     @app.after_request
-    def _headers(response):  # noqa: ANN001, ANN202
+    def _headers(response):
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -148,26 +150,26 @@ def _register_hooks(app: Flask) -> None:
 
 
 def _register_errors(app: Flask) -> None:
-    def page(code: int, title: str, message: str):  # noqa: ANN202
+    def page(code: int, title: str, message: str):
         return render_template("error.html", title=title, message=message), code
 
     @app.errorhandler(CSRFError)
-    def _csrf(error: CSRFError):  # noqa: ANN202
+    def _csrf(error: CSRFError):
         return page(400, "Form expired", "Reload the page and try again.")
 
     @app.errorhandler(404)
-    def _not_found(error: Exception):  # noqa: ANN202
+    def _not_found(error: Exception):
         return page(404, "Not found", "There is nothing here.")
 
     @app.errorhandler(405)
-    def _method(error: Exception):  # noqa: ANN202
+    def _method(error: Exception):
         return page(405, "Not allowed", "This address does not take that request.")
 
     @app.errorhandler(413)
-    def _too_large(error: Exception):  # noqa: ANN202
+    def _too_large(error: Exception):
         return page(413, "Too large", "The request is too large.")
 
     @app.errorhandler(500)
-    def _server_error(error: Exception):  # noqa: ANN202
+    def _server_error(error: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
         return page(500, "Something went wrong", "The error was logged.")

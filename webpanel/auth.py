@@ -80,20 +80,27 @@ def setup_token() -> str | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login():  # noqa: ANN201
+def login():
     if current_user.is_authenticated:
         return redirect(url_for("panel.clients"))
     error = None
     if request.method == "POST":
-        admin = check_login(request.form.get("username", ""), request.form.get("password", ""))
+        admin = check_login(
+            request.form.get("username", ""), request.form.get("password", "")
+        )
         if admin is not None:
             login_user(admin)
             return redirect(_safe_next(request.args.get("next")))
-        log.warning("failed sign-in for %r from %s", request.form.get("username", "")[:64],
-                    request.remote_addr)
+        log.warning(
+            "failed sign-in for %r from %s",
+            request.form.get("username", "")[:64],
+            request.remote_addr,
+        )
         error = WRONG_LOGIN
     no_admin = not Admin.select().exists()
-    return render_template("login.html", error=error, no_admin=no_admin), 401 if error else 200
+    return render_template(
+        "login.html", error=error, no_admin=no_admin
+    ), 401 if error else 200
 
 
 def _safe_next(target: str | None) -> str:
@@ -105,13 +112,13 @@ def _safe_next(target: str | None) -> str:
 
 @bp.post("/logout")
 @login_required
-def logout():  # noqa: ANN201
+def logout():
     logout_user()
     return redirect(url_for("auth.login"))
 
 
 @bp.route("/setup/<token>", methods=["GET", "POST"])
-def setup(token: str):  # noqa: ANN201
+def setup(token: str):
     expected = setup_token()
     if expected is None or not hmac.compare_digest(token, expected):
         abort(404)
@@ -129,4 +136,6 @@ def setup(token: str):  # noqa: ANN201
             else:
                 login_user(admin)
                 return redirect(url_for("panel.clients"))
-    return render_template("setup.html", error=error, username=username), 422 if error else 200
+    return render_template(
+        "setup.html", error=error, username=username
+    ), 422 if error else 200

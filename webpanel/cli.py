@@ -25,7 +25,7 @@ from webpanel.settings import current_settings
 
 def with_db(func: Callable) -> Callable:
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         with db.connection_context():
             return func(*args, **kwargs)
 
@@ -60,7 +60,8 @@ def _client_line(c: Client) -> str:
     limit = "unlimited" if c.data_limit is None else f"{c.data_limit} B"
     expiry = c.expire_at.isoformat(timespec="minutes") if c.expire_at else "never"
     pending = " (pending)" if c.pending else ""
-    return f"{c.name}\t{c.email}\t{c.status}{pending}\tused {c.used} B\tlimit {limit}\texpires {expiry}"
+    fields = [c.name, c.email, c.status + pending, f"used {c.used} B"]
+    return "\t".join([*fields, f"limit {limit}", f"expires {expiry}"])
 
 
 def register_cli(app: Flask) -> None:
@@ -80,7 +81,9 @@ def register_cli(app: Flask) -> None:
     def create_admin_command(name: str) -> None:
         """Make an admin; the password comes from a prompt or stdin."""
         if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+            password = click.prompt(
+                "Password", hide_input=True, confirmation_prompt=True
+            )
         else:
             password = sys.stdin.readline().rstrip("\r\n")
         try:
@@ -99,7 +102,9 @@ def register_cli(app: Flask) -> None:
     @click.option("--days", default=None, help="days until expiry")
     @click.option("--json", "as_json", is_flag=True)
     @with_db
-    def client_add(name: str, limit_gb: str | None, days: str | None, as_json: bool) -> None:
+    def client_add(
+        name: str, limit_gb: str | None, days: str | None, as_json: bool
+    ) -> None:
         try:
             client = client_service.create_client(
                 name,
@@ -111,7 +116,9 @@ def register_cli(app: Flask) -> None:
             raise click.ClickException(str(error)) from None
         _show(client, as_json)
         if client.pending:
-            click.echo("note: Xray did not answer; the client is saved and pending", err=True)
+            click.echo(
+                "note: Xray did not answer; the client is saved and pending", err=True
+            )
 
     @client_group.command("list")
     @click.option("--json", "as_json", is_flag=True)
@@ -137,7 +144,9 @@ def register_cli(app: Flask) -> None:
     def client_link_command(name: str) -> None:
         link = client_link(_find(name))
         if link is None:
-            raise click.ClickException("set PUBLIC_HOST (and the REALITY_* settings) first")
+            raise click.ClickException(
+                "set PUBLIC_HOST (and the REALITY_* settings) first"
+            )
         click.echo(link)
 
     for action in ("enable", "disable", "delete"):
@@ -211,7 +220,9 @@ def _add_action(group: click.Group, action: str) -> None:
             return
         change = getattr(client_service, f"{action}_client")
         change(client, actor="cli")
-        click.echo(f"{client.name}: {client.status}" + (" (pending)" if client.pending else ""))
+        click.echo(
+            f"{client.name}: {client.status}" + (" (pending)" if client.pending else "")
+        )
 
     command.__doc__ = f"{action.capitalize()} a client."
 

@@ -46,12 +46,12 @@ def _client_or_404(client_id: int) -> Client:
 
 
 @bp.get("/")
-def index():  # noqa: ANN201
+def index():
     return redirect(url_for("panel.clients"))
 
 
 @bp.get("/clients")
-def clients():  # noqa: ANN201
+def clients():
     query = request.args.get("q", "").strip()
     rows = Client.select().order_by(Client.id.desc())
     if query:
@@ -61,13 +61,11 @@ def clients():  # noqa: ANN201
     rows = list(rows)
     if _htmx() and request.headers.get("HX-Target") == "clients-table":
         return render_template("_clients_table.html", clients=rows, q=query)
-    return render_template(
-        "clients.html", clients=rows, q=query, form={}, errors={}
-    )
+    return render_template("clients.html", clients=rows, q=query, form={}, errors={})
 
 
 @bp.post("/clients")
-def create():  # noqa: ANN201
+def create():
     form = request.form
     try:
         client = client_service.create_client(
@@ -78,9 +76,13 @@ def create():  # noqa: ANN201
         )
     except ClientError as error:
         if _htmx():
-            return render_template("_client_form.html", form=form, errors=error.errors), 422
+            return render_template(
+                "_client_form.html", form=form, errors=error.errors
+            ), 422
         rows = list(Client.select().order_by(Client.id.desc()))
-        page = render_template("clients.html", clients=rows, q="", form=form, errors=error.errors)
+        page = render_template(
+            "clients.html", clients=rows, q="", form=form, errors=error.errors
+        )
         return page, 422
     target = url_for("panel.client", client_id=client.id)
     if _htmx():
@@ -89,13 +91,13 @@ def create():  # noqa: ANN201
 
 
 @bp.get("/clients/<int:client_id>")
-def client(client_id: int):  # noqa: ANN201
+def client(client_id: int):
     record = _client_or_404(client_id)
     return render_template("client.html", client=record, link=client_link(record))
 
 
 @bp.get("/clients/<int:client_id>/qr.svg")
-def qr(client_id: int):  # noqa: ANN201
+def qr(client_id: int):
     link = client_link(_client_or_404(client_id))
     if link is None:
         abort(404)
@@ -107,19 +109,21 @@ def qr(client_id: int):  # noqa: ANN201
 
 
 @bp.post("/clients/<int:client_id>/<any(enable, disable):action>")
-def toggle(client_id: int, action: str):  # noqa: ANN201
+def toggle(client_id: int, action: str):
     record = _client_or_404(client_id)
     if action == "enable":
         client_service.enable_client(record, actor=_actor())
     else:
         client_service.disable_client(record, actor=_actor())
     if _htmx():
-        return render_template("_client_card.html", client=record, link=client_link(record))
+        return render_template(
+            "_client_card.html", client=record, link=client_link(record)
+        )
     return redirect(url_for("panel.client", client_id=record.id))
 
 
 @bp.post("/clients/<int:client_id>/delete")
-def delete(client_id: int):  # noqa: ANN201
+def delete(client_id: int):
     client_service.delete_client(_client_or_404(client_id), actor=_actor())
     target = url_for("panel.clients")
     if _htmx():
@@ -128,7 +132,7 @@ def delete(client_id: int):  # noqa: ANN201
 
 
 @bp.get("/nodes/banner")
-def banner():  # noqa: ANN201
+def banner():
     return render_template("_node_banner.html", nodes=list(Node.select()))
 
 

@@ -25,7 +25,9 @@ LOCK_NAME = "runtime.lock"
 class Runtime:
     """The jobs this process runs, and the lock that makes it the only one."""
 
-    def __init__(self, app: Flask, scheduler: BackgroundScheduler, lock: IO[str]) -> None:
+    def __init__(
+        self, app: Flask, scheduler: BackgroundScheduler, lock: IO[str]
+    ) -> None:
         self.app = app
         self.scheduler = scheduler
         self.lock = lock
@@ -70,12 +72,21 @@ def start_runtime(app: Flask) -> Runtime | None:
     )
     now = datetime.now(UTC)
     scheduler.add_job(
-        recover_job, "interval", seconds=settings.recover_seconds, args=[app],
-        id="recover", name="restart recovery", next_run_time=now,
+        recover_job,
+        "interval",
+        seconds=settings.recover_seconds,
+        args=[app],
+        id="recover",
+        name="restart recovery",
+        next_run_time=now,
     )
     scheduler.add_job(
-        poll_job, "interval", seconds=settings.poll_seconds, args=[app],
-        id="poll", name="traffic polling",
+        poll_job,
+        "interval",
+        seconds=settings.poll_seconds,
+        args=[app],
+        id="poll",
+        name="traffic polling",
     )
     scheduler.start()
     runtime = Runtime(app, scheduler, lock)
@@ -83,6 +94,8 @@ def start_runtime(app: Flask) -> Runtime | None:
     atexit.register(runtime.stop)
     log.info(
         "jobs started in pid %d: poll every %d s, recovery every %d s",
-        os.getpid(), settings.poll_seconds, settings.recover_seconds,
+        os.getpid(),
+        settings.poll_seconds,
+        settings.recover_seconds,
     )
     return runtime

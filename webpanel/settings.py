@@ -50,7 +50,9 @@ class Settings:
         return ZoneInfo(self.panel_timezone)
 
 
-def load_settings(env: Mapping[str, str], instance_path: Path | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str], instance_path: Path | None = None
+) -> Settings:
     """Build Settings from a mapping such as os.environ; raise SettingsError."""
     instance = Path(instance_path or env.get("INFINITY_INSTANCE") or ROOT / "instance")
     read = _Reader(env)
@@ -97,7 +99,9 @@ class _Reader:
         except ValueError:
             raise SettingsError(f"{name} must be a number, got {raw!r}") from None
         if not low <= value <= high:
-            raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {raw}")
+            raise SettingsError(
+                f"{name} must be between {low:g} and {high:g}, got {raw}"
+            )
         return value
 
     def port(self, name: str, default: int) -> int:
@@ -132,7 +136,11 @@ class _Reader:
 
     def short_id(self, name: str) -> str:
         raw = self.text(name).lower()
-        if len(raw) > 16 or len(raw) % 2 or any(c not in "0123456789abcdef" for c in raw):
+        if (
+            len(raw) > 16
+            or len(raw) % 2
+            or any(c not in "0123456789abcdef" for c in raw)
+        ):
             raise SettingsError(
                 f"{name} must be an even number (up to 16) of hex digits, got {raw!r}"
             )

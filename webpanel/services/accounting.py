@@ -95,7 +95,13 @@ def _commit(
         rows = changed_counters[start : start + 200]
         (
             Counter.insert_many(
-                rows, fields=[Counter.node, Counter.email, Counter.direction, Counter.last_raw]
+                rows,
+                fields=[
+                    Counter.node,
+                    Counter.email,
+                    Counter.direction,
+                    Counter.last_raw,
+                ],
             )
             .on_conflict(
                 conflict_target=[Counter.node, Counter.email, Counter.direction],

@@ -51,7 +51,7 @@ def name_key(name: str) -> str:
     return name.casefold()
 
 
-def parse_limit_gb(raw: str | int | float | None) -> int | None:
+def parse_limit_gb(raw: str | float | None) -> int | None:
     """Data limit in GB (1 GB = 1024³ bytes) → bytes; blank means unlimited."""
     text = str(raw).strip() if raw is not None else ""
     if not text:
@@ -60,10 +60,9 @@ def parse_limit_gb(raw: str | int | float | None) -> int | None:
         gb = float(text.replace(",", "."))
     except ValueError:
         raise ClientError({"limit_gb": "Data limit must be a number of GB."}) from None
-    if not 0 < gb <= MAX_LIMIT_GB or gb != gb:
-        raise ClientError(
-            {"limit_gb": f"Data limit must be more than 0 and at most {MAX_LIMIT_GB} GB."}
-        )
+    if not 0 < gb <= MAX_LIMIT_GB:  # also false for nan
+        message = f"Data limit must be more than 0 and at most {MAX_LIMIT_GB} GB."
+        raise ClientError({"limit_gb": message})
     return int(gb * GB)
 
 
@@ -73,7 +72,9 @@ def parse_days(raw: str | int | None) -> int | None:
     if not text:
         return None
     if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
-        raise ClientError({"days": f"Days must be a whole number from 1 to {MAX_DAYS}."})
+        raise ClientError(
+            {"days": f"Days must be a whole number from 1 to {MAX_DAYS}."}
+        )
     return int(text)
 
 

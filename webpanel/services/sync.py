@@ -120,7 +120,9 @@ def forget_client(email: str, timeout: float = 5.0) -> bool:
     return ok
 
 
-def recover_node(node: Node, *, force: bool = False, timeout: float = 5.0) -> RecoverResult:
+def recover_node(
+    node: Node, *, force: bool = False, timeout: float = 5.0
+) -> RecoverResult:
     """Check a node and, if it restarted or lost changes, put our users back."""
     gw = gateway(node, timeout)
     started = time.monotonic()
@@ -143,7 +145,9 @@ def recover_node(node: Node, *, force: bool = False, timeout: float = 5.0) -> Re
             added, removed = _resync(gw, node)
     except XrayError as error:
         mark_out_of_sync(node, error)
-        return RecoverResult(node.name, online=False, restarted=restarted, error=str(error))
+        return RecoverResult(
+            node.name, online=False, restarted=restarted, error=str(error)
+        )
 
     seconds = time.monotonic() - started
     _mark_synced(node, uptime, now, resynced=needed, added=added)
@@ -155,12 +159,13 @@ def recover_node(node: Node, *, force: bool = False, timeout: float = 5.0) -> Re
     if needed:
         log.info(
             "node %s in sync: %d users restored, %d removed in %.2f s",
-            node.name, added, removed, seconds,
+            node.name,
+            added,
+            removed,
+            seconds,
         )
         node_changed.send(node, event="restored", count=added, seconds=seconds)
-    return RecoverResult(
-        node.name, True, restarted, needed, added, removed, seconds
-    )
+    return RecoverResult(node.name, True, restarted, needed, added, removed, seconds)
 
 
 def recover_all(*, force: bool = False, timeout: float = 5.0) -> list[RecoverResult]:
@@ -191,7 +196,8 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
     """Make the node hold exactly the users it should; return (added, removed)."""
     wanted = {c.email: c for c in Client.select().where(Client.status.in_(IN_XRAY))}
     unwanted = {
-        c.email for c in Client.select(Client.email).where(Client.status.not_in(IN_XRAY))
+        c.email
+        for c in Client.select(Client.email).where(Client.status.not_in(IN_XRAY))
     }
     tombstones = {r.email for r in Removal.select().where(Removal.node == node)}
     unwanted |= tombstones
@@ -216,7 +222,9 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
     return added, removed
 
 
-def _mark_synced(node: Node, uptime: int, now: datetime, *, resynced: bool, added: int) -> None:
+def _mark_synced(
+    node: Node, uptime: int, now: datetime, *, resynced: bool, added: int
+) -> None:
     fields = {
         Node.online: True,
         Node.in_sync: True,
@@ -230,6 +238,6 @@ def _mark_synced(node: Node, uptime: int, now: datetime, *, resynced: bool, adde
     with db.atomic():
         Node.update(fields).where(Node.id == node.id).execute()
         if resynced:
-            Client.update(pending=False).where(Client.pending == True).execute()  # noqa: E712
+            Client.update(pending=False).where(Client.pending == True).execute()
     for field, value in fields.items():
         setattr(node, field.name, value)

@@ -1,0 +1,1 @@
+"""Plugins: packages loaded by name from the PLUGINS setting."""
