@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 UPTIME_SLACK_S = 2
 POOL_SIZE = 16
 
+# Nodes whose outage this process has already logged, so a dead daemon
+# gives one warning, not one per job run.
+_reported_down: set[int] = set()
+
 
 @dataclass(frozen=True)
 class RecoverResult:
@@ -83,8 +87,18 @@ def mark_out_of_sync(node: Node, error: XrayError) -> None:
     Node.update(in_sync=False, online=node.online, last_error=str(error)[:500]).where(
         Node.id == node.id
     ).execute()
+    if not node.online and node.id not in _reported_down:
+        _reported_down.add(node.id)
+        log.warning(
+            "node %s: no Xray API answers at %s (%s). The panel keeps running; "
+            "changes are saved and applied when it is back.",
+            node.name,
+            node.api_address,
+            error,
+        )
+    elif node.online:
+        log.warning("node %s: %s", node.name, error)
     if was_online and not node.online:
-        log.warning("node %s is unreachable: %s", node.name, error)
         node_changed.send(node, event="down", count=0, seconds=0.0)
 
 
@@ -152,6 +166,8 @@ def recover_node(
     seconds = time.monotonic() - started
     _mark_synced(node, uptime, now, resynced=needed, added=added)
     if came_back:
+        _reported_down.discard(node.id)
+        log.info("node %s answers at %s", node.name, node.api_address)
         node_changed.send(node, event="up", count=added, seconds=seconds)
     if restarted:
         log.info("node %s restarted (uptime %ds)", node.name, uptime)
