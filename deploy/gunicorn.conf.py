@@ -16,11 +16,14 @@ workers = int(_env.get("GUNICORN_WORKERS") or "1")
 threads = int(_env.get("GUNICORN_THREADS") or "8")
 timeout = 60
 accesslog = "-"
+# gunicorn's control socket lives in one per-user path; two panels on a host
+# would share it, and the panel does not use it.
+control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:
     from webpanel.cli import announce_setup
     from webpanel.runtime import start_runtime
 
-    start_runtime(worker.wsgi)
-    announce_setup(worker.wsgi)
+    if start_runtime(worker.wsgi) is not None:
+        announce_setup(worker.wsgi)

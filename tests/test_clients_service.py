@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
@@ -201,7 +203,51 @@ def test_it_brings_back_a_limited_client_whose_limit_is_raised(
     service.enforce_limits()
     client = Client.get_by_id(client.id)
 
-    service.set_limits(client, data_limit=None, expire_at=None)
+    service.edit_client(client, name="ivy", data_limit=None, expire_at=None)
 
     assert client.status == "active"
     assert client.email in simulator.users()
+
+
+def test_it_limits_at_once_a_client_whose_new_limit_is_below_its_usage(
+    app: Flask, simulator: Simulator
+):
+    client = service.create_client("jack")
+    Client.update(downlink=5000).where(Client.id == client.id).execute()
+    client = Client.get_by_id(client.id)
+
+    service.edit_client(client, name="Jack", data_limit=1000, expire_at=None)
+
+    assert Client.get_by_id(client.id).status == "limited"
+    assert Client.get_by_id(client.id).name == "Jack"
+    assert client.email not in simulator.users()
+
+
+def test_it_keeps_a_disabled_client_disabled_when_edited(app: Flask):
+    client = service.create_client("kate")
+    service.disable_client(client)
+
+    service.edit_client(client, name="kate", data_limit=None, expire_at=None)
+
+    assert Client.get_by_id(client.id).status == "disabled"
+
+
+def test_it_refuses_to_rename_onto_another_clients_name(app: Flask):
+    service.create_client("Liam")
+    mia = service.create_client("mia", data_limit=GB)
+
+    with pytest.raises(ClientError):
+        service.edit_client(mia, name="LIAM", data_limit=None, expire_at=None)
+
+    saved = Client.get_by_id(mia.id)
+    assert (saved.name, saved.data_limit) == ("mia", GB)
+
+
+def test_it_reads_an_expiry_date_as_the_end_of_that_day_in_the_admins_zone():
+    tz = ZoneInfo("Europe/Moscow")
+
+    assert service.parse_expiry_date("2027-01-31", tz) == datetime(2027, 1, 31, 21, 0)
+    assert service.parse_expiry_date("", tz) is None
+    for bad in ("31.01.2027", "9999-12-31", "soon"):
+        with pytest.raises(ClientError):
+            service.parse_expiry_date(bad, tz)

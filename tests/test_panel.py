@@ -73,7 +73,7 @@ def test_it_gives_the_same_message_for_any_wrong_login(
         "/login", data={"username": username, "password": password, "csrf_token": token}
     )
 
-    assert response.status_code == 401
+    assert response.status_code == 422
     assert "Wrong username or password." in response.get_data(as_text=True)
     assert client.get("/clients").status_code == 302
 
@@ -236,3 +236,38 @@ def test_it_hides_the_setup_page_behind_the_right_token(client: FlaskClient):
     setup_token()
 
     assert client.get("/setup/guess").status_code == 404
+
+
+def test_it_edits_a_clients_name_and_limits_in_place(
+    signed_in: FlaskClient, simulator: Simulator
+):
+    client = service.create_client("erin", data_limit=5 * 1024**3, days=10)
+    page = signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
+    assert 'name="limit_gb" value="5"' in page
+
+    response = htmx_post(
+        signed_in,
+        f"/clients/{client.id}/edit",
+        {"name": "Erin B", "limit_gb": "1.5", "expire_on": "2030-06-30"},
+    )
+
+    assert response.status_code == 200
+    saved = Client.get_by_id(client.id)
+    assert saved.name == "Erin B" and saved.data_limit == int(1.5 * 1024**3)
+    assert saved.expire_at.isoformat() == "2030-07-01T00:00:00"
+    html = response.get_data(as_text=True)
+    assert 'value="2030-06-30"' in html and 'value="1.5"' in html
+
+
+def test_it_shows_edit_errors_in_place_and_keeps_the_saved_client(
+    signed_in: FlaskClient,
+):
+    client = service.create_client("fay", data_limit=1024**3)
+
+    response = htmx_post(
+        signed_in, f"/clients/{client.id}/edit", {"name": "fay", "limit_gb": "lots"}
+    )
+
+    assert response.status_code == 422
+    assert "Data limit must be a number of GB." in response.get_data(as_text=True)
+    assert Client.get_by_id(client.id).data_limit == 1024**3

@@ -17,6 +17,7 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import CSRFProtect
 
 from webpanel.database import migrate
+from webpanel.database import start_lock
 from webpanel.database import open_database
 from webpanel.formatting import register_filters
 from webpanel.models import Admin
@@ -66,9 +67,11 @@ def create_app(
     app.extensions["infinity.settings"] = settings
 
     database = open_database(settings.database_url)
-    migrate(database)
-    with database.connection_context():
-        ensure_default_node(settings)
+    # gunicorn workers start together: one at a time brings the schema up.
+    with start_lock(settings.instance_path):
+        migrate(database)
+        with database.connection_context():
+            ensure_default_node(settings)
 
     csrf.init_app(app)
     login_manager.init_app(app)

@@ -100,7 +100,7 @@ def login():
     no_admin = not Admin.select().exists()
     return render_template(
         "login.html", error=error, no_admin=no_admin
-    ), 401 if error else 200
+    ), 422 if error else 200
 
 
 def _safe_next(target: str | None) -> str:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from peewee import Database
 from playhouse.db_url import connect
@@ -60,3 +64,14 @@ def migrate(database: Database) -> int:
             log.info("database schema migrated to version %d", version)
             current = version
     return current
+
+
+@contextmanager
+def start_lock(instance: Path) -> Iterator[None]:
+    """Hold instance/start.lock: processes starting together take turns."""
+    with open(instance / "start.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

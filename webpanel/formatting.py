@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from datetime import datetime
+from datetime import timedelta
 
 from flask import Flask
 
@@ -30,6 +31,21 @@ def register_filters(app: Flask) -> None:
     @app.template_filter("bytes")
     def _bytes(value: int | None) -> str:
         return human_bytes(value)
+
+    @app.template_filter("gb")
+    def _gb(value: int | None) -> str:
+        """Bytes as the GB number the forms take back: 1.5, not 1.50 GB."""
+        if value is None:
+            return ""
+        return f"{value / 1024**3:.3f}".rstrip("0").rstrip(".")
+
+    @app.template_filter("last_day")
+    def _last_day(value: datetime | None) -> str:
+        """The date a form shows for an expiry: the last day it still works."""
+        if value is None:
+            return ""
+        local = value.replace(tzinfo=UTC).astimezone(settings.tz)
+        return (local - timedelta(microseconds=1)).date().isoformat()
 
     @app.template_filter("local")
     def _local(value: datetime | None) -> str:

@@ -69,6 +69,8 @@ class Node(BaseModel):
 
     @property
     def state(self) -> str:
+        if self.seen_at is None and self.poll_at is None and not self.last_error:
+            return "unchecked"
         if not self.online:
             return "offline"
         return "online" if self.in_sync else "out_of_sync"

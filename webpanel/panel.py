@@ -20,6 +20,7 @@ from webpanel.models import Node
 from webpanel.services import clients as client_service
 from webpanel.services.clients import ClientError
 from webpanel.services.links import client_link
+from webpanel.settings import current_settings
 
 bp = Blueprint("panel", __name__)
 
@@ -92,8 +93,7 @@ def create():
 
 @bp.get("/clients/<int:client_id>")
 def client(client_id: int):
-    record = _client_or_404(client_id)
-    return render_template("client.html", client=record, link=client_link(record))
+    return _page(_client_or_404(client_id))
 
 
 @bp.get("/clients/<int:client_id>/qr.svg")
@@ -108,6 +108,49 @@ def qr(client_id: int):
     return response
 
 
+@bp.post("/clients/<int:client_id>/edit")
+def edit(client_id: int):  # noqa: ANN201
+    record = _client_or_404(client_id)
+    form = request.form
+    try:
+        client_service.edit_client(
+            record,
+            name=form.get("name", ""),
+            data_limit=client_service.parse_limit_gb(form.get("limit_gb")),
+            expire_at=client_service.parse_expiry_date(
+                form.get("expire_on"), current_settings().tz
+            ),
+            actor=_actor(),
+        )
+    except ClientError as error:
+        record = _client_or_404(client_id)  # the saved one, not the refused edit
+        card = _card(record, form=form, errors=error.errors)
+        return card if _htmx() else _page(record, form, error.errors), 422
+    if _htmx():
+        return _card(record)
+    return redirect(url_for("panel.client", client_id=record.id))
+
+
+def _card(record: Client, form: dict | None = None, errors: dict | None = None) -> str:
+    return render_template(
+        "_client_card.html",
+        client=record,
+        link=client_link(record),
+        form=form,
+        errors=errors or {},
+    )
+
+
+def _page(record: Client, form: dict | None = None, errors: dict | None = None) -> str:
+    return render_template(
+        "client.html",
+        client=record,
+        link=client_link(record),
+        form=form,
+        errors=errors or {},
+    )
+
+
 @bp.post("/clients/<int:client_id>/<any(enable, disable):action>")
 def toggle(client_id: int, action: str):
     record = _client_or_404(client_id)
@@ -116,9 +159,7 @@ def toggle(client_id: int, action: str):
     else:
         client_service.disable_client(record, actor=_actor())
     if _htmx():
-        return render_template(
-            "_client_card.html", client=record, link=client_link(record)
-        )
+        return _card(record)
     return redirect(url_for("panel.client", client_id=record.id))
 
 

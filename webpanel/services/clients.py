@@ -6,8 +6,12 @@ import logging
 import secrets
 import unicodedata
 import uuid as uuidlib
+from datetime import UTC
+from datetime import date
 from datetime import datetime
+from datetime import time
 from datetime import timedelta
+from datetime import tzinfo
 
 from peewee import IntegrityError
 
@@ -64,6 +68,21 @@ def parse_limit_gb(raw: str | float | None) -> int | None:
         message = f"Data limit must be more than 0 and at most {MAX_LIMIT_GB} GB."
         raise ClientError({"limit_gb": message})
     return int(gb * GB)
+
+
+def parse_expiry_date(raw: str | None, tz: tzinfo) -> datetime | None:
+    """A last day (YYYY-MM-DD) in the admin's zone → the UTC moment it ends."""
+    text = (raw or "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text) + timedelta(days=1)
+    except (ValueError, OverflowError):
+        raise ClientError(
+            {"expire_on": "Expiry must be a date like 2027-01-31."}
+        ) from None
+    end = datetime.combine(day, time.min, tzinfo=tz)
+    return end.astimezone(UTC).replace(tzinfo=None)
 
 
 def parse_days(raw: str | int | None) -> int | None:
@@ -128,32 +147,25 @@ def _next_email() -> str:
     return f"c{State.get_by_id('email_seq').value}"
 
 
-def rename_client(client: Client, new_name: str, *, actor: str = "system") -> Client:
-    name = clean_name(new_name)
-    try:
-        with db.atomic():
-            _check_name_free(name, exclude_id=client.id)
-            client.name, client.name_key = name, name_key(name)
-            client.updated_at = utcnow()
-            client.save()
-    except IntegrityError:
-        raise ClientError({"name": "A client with this name already exists."}) from None
-    client_changed.send(client, event="edited", actor=actor)
-    return client
-
-
-def set_limits(
+def edit_client(
     client: Client,
     *,
+    name: str,
     data_limit: int | None,
     expire_at: datetime | None,
     actor: str = "system",
 ) -> Client:
-    """New limits; a limited or expired client comes back if they now allow it."""
+    """Rename and set limits at once; the status follows the new limits.
+
+    An admin's `disabled` stays. On a ClientError nothing is saved, but the
+    object passed in may hold the refused values: load it again.
+    """
+    name = clean_name(name)
+    client.name, client.name_key = name, name_key(name)
     client.data_limit, client.expire_at = data_limit, expire_at
-    if client.status in ("limited", "expired"):
+    if client.status != "disabled":
         client.status = status_for(client, utcnow())
-    return _save_and_apply(client, "edited", actor)
+    return _save_and_apply(client, "edited", actor, check_name=True)
 
 
 def status_for(client: Client, now: datetime) -> str:
@@ -187,10 +199,17 @@ def delete_client(client: Client, *, actor: str = "system") -> None:
     client_changed.send(client, event="deleted", actor=actor)
 
 
-def _save_and_apply(client: Client, event: str, actor: str) -> Client:
+def _save_and_apply(
+    client: Client, event: str, actor: str, *, check_name: bool = False
+) -> Client:
     client.updated_at = utcnow()
-    with db.atomic():
-        client.save()
+    try:
+        with db.atomic():
+            if check_name:
+                _check_name_free(client.name, exclude_id=client.id)
+            client.save()
+    except IntegrityError:
+        raise ClientError({"name": "A client with this name already exists."}) from None
     log.info("client %s %s by %s (now %s)", client.email, event, actor, client.status)
     sync.apply_client(client, current_settings().xray_timeout)
     client_changed.send(client, event=event, actor=actor)
