@@ -17,8 +17,8 @@ from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import CSRFProtect
 
 from webpanel.database import migrate
-from webpanel.database import start_lock
 from webpanel.database import open_database
+from webpanel.database import start_lock
 from webpanel.formatting import register_filters
 from webpanel.models import Admin
 from webpanel.models import db

@@ -109,7 +109,7 @@ def qr(client_id: int):
 
 
 @bp.post("/clients/<int:client_id>/edit")
-def edit(client_id: int):  # noqa: ANN201
+def edit(client_id: int):
     record = _client_or_404(client_id)
     form = request.form
     try:
