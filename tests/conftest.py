@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from webpanel import create_app
+from webpanel.auth import create_admin
 from webpanel.models import db
 from webpanel.nodes import close_gateways
 from xray.simulator import Simulator
@@ -74,3 +76,34 @@ def client(app: Flask) -> FlaskClient:
 @pytest.fixture
 def runner(app: Flask):
     return app.test_cli_runner()
+
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def admin(app: Flask):
+    return create_admin("root", PASSWORD)
+
+
+@pytest.fixture
+def signed_in(client: FlaskClient, admin) -> FlaskClient:
+    page = client.get("/login")
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post(
+        "/login", data={"username": "root", "password": PASSWORD, "csrf_token": token}
+    )
+    assert response.status_code == 302
+    return client
+
+
+def csrf_from(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+def htmx_post(client: FlaskClient, url: str, data: dict | None = None):
+    token = csrf_from(client.get("/clients").get_data(as_text=True))
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    return client.post(url, data=data or {}, headers=headers)

@@ -161,7 +161,7 @@ def test_it_limits_a_client_over_its_data_limit(app: Flask, simulator: Simulator
 
     changed = service.enforce_limits()
 
-    assert [c.email for c in changed] == [client.email]
+    assert [c.client.email for c in changed] == [client.email]
     assert Client.get_by_id(client.id).status == "limited"
     assert client.email not in simulator.users()
 

@@ -2,46 +2,15 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from webpanel.auth import create_admin
+from tests.conftest import PASSWORD
+from tests.conftest import csrf_from
+from tests.conftest import htmx_post
 from webpanel.models import Client
 from webpanel.services import clients as service
 from xray.simulator import Simulator
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-def admin(app: Flask):
-    return create_admin("root", PASSWORD)
-
-
-@pytest.fixture
-def signed_in(client: FlaskClient, admin) -> FlaskClient:
-    page = client.get("/login")
-    token = csrf_from(page.get_data(as_text=True))
-    response = client.post(
-        "/login", data={"username": "root", "password": PASSWORD, "csrf_token": token}
-    )
-    assert response.status_code == 302
-    return client
-
-
-def csrf_from(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF token on the page"
-    return found.group(1)
-
-
-def htmx_post(client: FlaskClient, url: str, data: dict | None = None):
-    token = csrf_from(client.get("/clients").get_data(as_text=True))
-    headers = {"HX-Request": "true", "X-CSRFToken": token}
-    return client.post(url, data=data or {}, headers=headers)
 
 
 def test_it_sends_a_stranger_to_the_sign_in_page(client: FlaskClient):

@@ -73,7 +73,12 @@ def test_it_runs_the_jobs_only_in_the_app_that_holds_the_lock(
     assert runtime is not None
     runtimes.append(runtime)
     assert start_runtime(second) is None
-    assert {job.id for job in runtime.scheduler.get_jobs()} == {"poll", "recover"}
+    assert {job.id for job in runtime.scheduler.get_jobs()} == {
+        "poll",
+        "recover",
+        "enforce",
+        "prune",
+    }
     assert len(STARTED.findall(caplog.text)) == 1
     wait_until_held(simulator, client.email)
 

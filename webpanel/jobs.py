@@ -10,6 +10,7 @@ from flask import Flask
 from webpanel.models import Node
 from webpanel.models import db
 from webpanel.services import accounting
+from webpanel.services import history
 from webpanel.services import sync
 from webpanel.services.clients import enforce_limits
 
@@ -29,7 +30,21 @@ def poll_job(app: Flask) -> None:
             result = accounting.poll_node(node, settings.xray_timeout)
             if result.online and (result.restarted or not was_online):
                 sync.recover_node(node, force=True, timeout=settings.xray_timeout)
+
+
+def enforce_job(app: Flask) -> None:
+    """Limits, expiry, on-hold starts and usage resets; Xray follows."""
+    with app.app_context(), db.connection_context(), _xray_lock:
         enforce_limits()
+
+
+def prune_job(app: Flask) -> None:
+    """Drop usage history past its keep time."""
+    settings = app.extensions["infinity.settings"]
+    with app.app_context(), db.connection_context():
+        gone = history.prune(settings.history_hourly_days, settings.history_daily_days)
+        if gone:
+            log.info("pruned %d old usage buckets", gone)
 
 
 def recover_job(app: Flask) -> None:

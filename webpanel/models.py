@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
+from typing import TypeVar
 
 from flask_login import UserMixin
 from peewee import BigIntegerField
@@ -18,8 +21,17 @@ from peewee import TextField
 
 db = DatabaseProxy()
 
+T = TypeVar("T")
+
 IN_XRAY = ("active", "on_hold")
 STATUSES = ("active", "on_hold", "disabled", "limited", "expired")
+RESET_STRATEGIES = ("none", "day", "week", "month", "year")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Slices of at most `size`, for statements with a bounded parameter count."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def utcnow() -> datetime:
@@ -85,9 +97,16 @@ class Client(BaseModel):
     flow = CharField(max_length=32, default="")
     status = CharField(max_length=16, default="active", index=True)
     data_limit = BigIntegerField(null=True)  # bytes; None = unlimited
-    expire_at = DateTimeField(null=True)  # None = never
+    expire_at = DateTimeField(null=True, index=True)  # None = never
+    # Usage of the current period: what the data limit applies to.
     uplink = BigIntegerField(default=0)
     downlink = BigIntegerField(default=0)
+    used_total = BigIntegerField(default=0)  # all time, never reset
+    last_traffic_at = DateTimeField(null=True)
+    # On hold: the expiry clock starts at the first traffic, for this many days.
+    on_hold_days = IntegerField(null=True)
+    reset_strategy = CharField(max_length=8, default="none")
+    next_reset_at = DateTimeField(null=True, index=True)
     pending = BooleanField(default=False)  # saved, not yet applied in Xray
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
@@ -123,4 +142,52 @@ class Removal(BaseModel):
         indexes = ((("node", "email"), True),)
 
 
-MODELS = [SchemaVersion, State, Admin, Node, Client, Counter, Removal]
+class AuditEntry(BaseModel):
+    """Who or what changed a client, and how."""
+
+    at = DateTimeField(default=utcnow, index=True)
+    actor = CharField(max_length=64)
+    event = CharField(max_length=32)
+    client_id = IntegerField(null=True, index=True)  # kept after a delete
+    client_name = CharField(max_length=64, default="")
+    detail = TextField(default="")
+
+
+class UsageHour(BaseModel):
+    """Bytes per client, node and hour (UTC), added to by every poll."""
+
+    client_id = IntegerField()
+    node = ForeignKeyField(Node, on_delete="CASCADE")
+    hour = DateTimeField()
+    uplink = BigIntegerField(default=0)
+    downlink = BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("client_id", "node", "hour"), True), (("hour",), False))
+
+
+class UsageDay(BaseModel):
+    """The same, per day (UTC): kept far longer than the hours."""
+
+    client_id = IntegerField()
+    node = ForeignKeyField(Node, on_delete="CASCADE")
+    day = DateTimeField()
+    uplink = BigIntegerField(default=0)
+    downlink = BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("client_id", "node", "day"), True), (("day",), False))
+
+
+MODELS = [
+    SchemaVersion,
+    State,
+    Admin,
+    Node,
+    Client,
+    Counter,
+    Removal,
+    AuditEntry,
+    UsageHour,
+    UsageDay,
+]

@@ -15,9 +15,11 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
+from webpanel.charts import bar_chart
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.services import clients as client_service
+from webpanel.services import history
 from webpanel.services.clients import ClientError
 from webpanel.services.links import client_link
 from webpanel.settings import current_settings
@@ -132,20 +134,26 @@ def edit(client_id: int):
 
 
 def _card(record: Client, form: dict | None = None, errors: dict | None = None) -> str:
-    return render_template(
-        "_client_card.html",
-        client=record,
-        link=client_link(record),
-        form=form,
-        errors=errors or {},
-    )
+    return _render("_client_card.html", record, form, errors)
 
 
 def _page(record: Client, form: dict | None = None, errors: dict | None = None) -> str:
+    return _render("client.html", record, form, errors)
+
+
+def _render(
+    template: str, record: Client, form: dict | None, errors: dict | None
+) -> str:
+    tz = current_settings().tz
+    charts = {
+        "hours": bar_chart(history.hourly(record.id, 24), "%H:%M %Z", tz),
+        "days": bar_chart(history.daily(record.id, 30), "%Y-%m-%d (UTC day)"),
+    }
     return render_template(
-        "client.html",
+        template,
         client=record,
         link=client_link(record),
+        charts=charts,
         form=form,
         errors=errors or {},
     )

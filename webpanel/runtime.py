@@ -14,7 +14,9 @@ from typing import IO
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from webpanel.jobs import enforce_job
 from webpanel.jobs import poll_job
+from webpanel.jobs import prune_job
 from webpanel.jobs import recover_job
 
 log = logging.getLogger(__name__)
@@ -71,23 +73,18 @@ def start_runtime(app: Flask) -> Runtime | None:
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
     )
     now = datetime.now(UTC)
-    scheduler.add_job(
-        recover_job,
-        "interval",
-        seconds=settings.recover_seconds,
-        args=[app],
-        id="recover",
-        name="restart recovery",
-        next_run_time=now,
-    )
-    scheduler.add_job(
-        poll_job,
-        "interval",
-        seconds=settings.poll_seconds,
-        args=[app],
-        id="poll",
-        name="traffic polling",
-    )
+    jobs = [
+        # (function, id, name, seconds, also at start)
+        (recover_job, "recover", "restart recovery", settings.recover_seconds, True),
+        (poll_job, "poll", "traffic polling", settings.poll_seconds, False),
+        (enforce_job, "enforce", "limits and expiry", settings.enforce_seconds, False),
+        (prune_job, "prune", "history pruning", 3600, True),
+    ]
+    for func, job_id, name, seconds, at_start in jobs:
+        first = {"next_run_time": now} if at_start else {}
+        scheduler.add_job(
+            func, "interval", seconds=seconds, args=[app], id=job_id, name=name, **first
+        )
     scheduler.start()
     runtime = Runtime(app, scheduler, lock)
     app.extensions["infinity.runtime"] = runtime

@@ -39,6 +39,9 @@ class Settings:
     reality_fingerprint: str = "chrome"
     poll_seconds: int = 10
     recover_seconds: int = 30
+    enforce_seconds: int = 10
+    history_hourly_days: int = 14
+    history_daily_days: int = 400
     plugins: tuple[str, ...] = ()
 
     @property
@@ -76,6 +79,13 @@ def load_settings(
         reality_fingerprint=read.text("REALITY_FINGERPRINT", "chrome") or "chrome",
         poll_seconds=int(read.number("POLL_SECONDS", 10, low=1, high=86400)),
         recover_seconds=int(read.number("RECOVER_SECONDS", 30, low=1, high=86400)),
+        enforce_seconds=int(read.number("ENFORCE_SECONDS", 10, low=1, high=86400)),
+        history_hourly_days=int(
+            read.number("HISTORY_HOURLY_DAYS", 14, low=1, high=3660)
+        ),
+        history_daily_days=int(
+            read.number("HISTORY_DAILY_DAYS", 400, low=1, high=36600)
+        ),
         plugins=tuple(p.strip() for p in read.text("PLUGINS").split(",") if p.strip()),
     )
     return settings

@@ -4,97 +4,34 @@ from __future__ import annotations
 
 import logging
 import secrets
-import unicodedata
 import uuid as uuidlib
-from datetime import UTC
-from datetime import date
 from datetime import datetime
-from datetime import time
 from datetime import timedelta
-from datetime import tzinfo
 
 from peewee import IntegrityError
 
-from webpanel.models import IN_XRAY
 from webpanel.models import Client
 from webpanel.models import State
 from webpanel.models import db
 from webpanel.models import utcnow
+from webpanel.services import audit
+from webpanel.services import lifecycle
 from webpanel.services import sync
+from webpanel.services.inputs import GB  # noqa: F401 - part of this API
+from webpanel.services.inputs import ClientError
+from webpanel.services.inputs import clean_name
+from webpanel.services.inputs import name_key
+from webpanel.services.inputs import parse_days  # noqa: F401
+from webpanel.services.inputs import parse_expiry_date  # noqa: F401
+from webpanel.services.inputs import parse_limit_gb  # noqa: F401
+from webpanel.services.inputs import parse_reset_strategy  # noqa: F401
+from webpanel.services.lifecycle import status_for
 from webpanel.settings import current_settings
 from webpanel.signals import client_changed
 
 log = logging.getLogger(__name__)
 
-GB = 1024**3
-MAX_LIMIT_GB = 1_000_000
-MAX_DAYS = 36_500
-NAME_MAX = 64
-
-
-class ClientError(ValueError):
-    """Bad input for a client: field name → message, nothing was saved."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
-
-
-def clean_name(raw: str | None) -> str:
-    name = unicodedata.normalize("NFC", (raw or "").strip())
-    if not name:
-        raise ClientError({"name": "Name is required."})
-    if len(name) > NAME_MAX:
-        raise ClientError({"name": f"Name is longer than {NAME_MAX} characters."})
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
-        raise ClientError({"name": "Name contains control characters."})
-    return name
-
-
-def name_key(name: str) -> str:
-    return name.casefold()
-
-
-def parse_limit_gb(raw: str | float | None) -> int | None:
-    """Data limit in GB (1 GB = 1024³ bytes) → bytes; blank means unlimited."""
-    text = str(raw).strip() if raw is not None else ""
-    if not text:
-        return None
-    try:
-        gb = float(text.replace(",", "."))
-    except ValueError:
-        raise ClientError({"limit_gb": "Data limit must be a number of GB."}) from None
-    if not 0 < gb <= MAX_LIMIT_GB:  # also false for nan
-        message = f"Data limit must be more than 0 and at most {MAX_LIMIT_GB} GB."
-        raise ClientError({"limit_gb": message})
-    return int(gb * GB)
-
-
-def parse_expiry_date(raw: str | None, tz: tzinfo) -> datetime | None:
-    """A last day (YYYY-MM-DD) in the admin's zone → the UTC moment it ends."""
-    text = (raw or "").strip()
-    if not text:
-        return None
-    try:
-        day = date.fromisoformat(text) + timedelta(days=1)
-    except (ValueError, OverflowError):
-        raise ClientError(
-            {"expire_on": "Expiry must be a date like 2027-01-31."}
-        ) from None
-    end = datetime.combine(day, time.min, tzinfo=tz)
-    return end.astimezone(UTC).replace(tzinfo=None)
-
-
-def parse_days(raw: str | int | None) -> int | None:
-    """Whole days until expiry; blank means never."""
-    text = str(raw).strip() if raw is not None else ""
-    if not text:
-        return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
-        raise ClientError(
-            {"days": f"Days must be a whole number from 1 to {MAX_DAYS}."}
-        )
-    return int(text)
+DUPLICATE = "A client with this name already exists."
 
 
 def create_client(
@@ -102,34 +39,57 @@ def create_client(
     *,
     data_limit: int | None = None,
     days: int | None = None,
+    on_hold: bool = False,
+    reset_strategy: str = "none",
     actor: str = "system",
 ) -> Client:
-    """Save a new client, then add it to Xray (or leave it pending)."""
+    """Save a new client, then add it to Xray (or leave it pending).
+
+    With on_hold, the `days` start counting at the client's first traffic.
+    """
     name = clean_name(name)
+    if on_hold and days is None:
+        raise ClientError({"days": "On hold needs a number of days."})
     now = utcnow()
-    expire_at = now + timedelta(days=days) if days is not None else None
     settings = current_settings()
+    client = Client(
+        name=name,
+        name_key=name_key(name),
+        uuid=str(uuidlib.uuid4()),
+        sub_token=secrets.token_urlsafe(24),
+        flow=settings.xray_flow,
+        data_limit=data_limit,
+        expire_at=None if on_hold or days is None else now + timedelta(days=days),
+        on_hold_days=days if on_hold else None,
+        status="on_hold" if on_hold else "active",
+        reset_strategy=reset_strategy,
+        next_reset_at=lifecycle.next_reset(reset_strategy, now, now),
+        created_at=now,
+        updated_at=now,
+    )
     try:
         with db.atomic():
             _check_name_free(name)
-            client = Client.create(
-                name=name,
-                name_key=name_key(name),
-                email=_next_email(),
-                uuid=str(uuidlib.uuid4()),
-                sub_token=secrets.token_urlsafe(24),
-                flow=settings.xray_flow,
-                data_limit=data_limit,
-                expire_at=expire_at,
-                created_at=now,
-                updated_at=now,
-            )
+            client.email = _next_email()
+            client.save(force_insert=True)
+            audit.record(client, "created", actor, _limits_text(client))
     except IntegrityError:
-        raise ClientError({"name": "A client with this name already exists."}) from None
+        raise ClientError({"name": DUPLICATE}) from None
     log.info("client %s (%s) created by %s", client.email, client.name, actor)
     sync.apply_client(client, settings.xray_timeout)
-    client_changed.send(client, event="created", actor=actor)
+    client_changed.send(client, event="created", actor=actor, old_status=None)
     return client
+
+
+def _limits_text(client: Client) -> str:
+    limit = "unlimited" if client.data_limit is None else f"{client.data_limit} B"
+    if client.on_hold_days is not None and client.expire_at is None:
+        expiry = f"{client.on_hold_days} days from first use"
+    elif client.expire_at is not None:
+        expiry = f"until {client.expire_at.isoformat(timespec='minutes')}Z"
+    else:
+        expiry = "no expiry"
+    return f"{limit}, {expiry}, reset {client.reset_strategy}"
 
 
 def _check_name_free(name: str, exclude_id: int | None = None) -> None:
@@ -137,7 +97,7 @@ def _check_name_free(name: str, exclude_id: int | None = None) -> None:
     if exclude_id is not None:
         query = query.where(Client.id != exclude_id)
     if query.exists():
-        raise ClientError({"name": "A client with this name already exists."})
+        raise ClientError({"name": DUPLICATE})
 
 
 def _next_email() -> str:
@@ -153,6 +113,7 @@ def edit_client(
     name: str,
     data_limit: int | None,
     expire_at: datetime | None,
+    reset_strategy: str | None = None,
     actor: str = "system",
 ) -> Client:
     """Rename and set limits at once; the status follows the new limits.
@@ -163,72 +124,107 @@ def edit_client(
     name = clean_name(name)
     client.name, client.name_key = name, name_key(name)
     client.data_limit, client.expire_at = data_limit, expire_at
-    if client.status != "disabled":
-        client.status = status_for(client, utcnow())
-    return _save_and_apply(client, "edited", actor, check_name=True)
-
-
-def status_for(client: Client, now: datetime) -> str:
-    """The status a client that is not disabled should have now."""
-    if client.data_limit is not None and client.used >= client.data_limit:
-        return "limited"
-    if client.expire_at is not None and client.expire_at <= now:
-        return "expired"
-    return "active"
+    if expire_at is not None:
+        client.on_hold_days = None  # a set date ends "on hold"
+    if reset_strategy is not None and reset_strategy != client.reset_strategy:
+        client.reset_strategy = reset_strategy
+        now = utcnow()
+        client.next_reset_at = lifecycle.next_reset(
+            reset_strategy, client.created_at, now
+        )
+    return _change(
+        client, "edited", actor, detail=_limits_text(client), check_name=True
+    )
 
 
 def enable_client(client: Client, *, actor: str = "system") -> Client:
     if client.status != "disabled":
         return client
-    client.status = status_for(client, utcnow())
-    return _save_and_apply(client, "enabled", actor)
+    client.status = "active"  # _change settles limited, expired or on hold
+    return _change(client, "enabled", actor)
 
 
 def disable_client(client: Client, *, actor: str = "system") -> Client:
     if client.status == "disabled":
         return client
     client.status = "disabled"
-    return _save_and_apply(client, "disabled", actor)
+    return _change(client, "disabled", actor)
+
+
+def reset_usage(client: Client, *, actor: str = "system") -> Client:
+    """Zero the period's usage; a limited client comes back, a disabled one stays."""
+    client.uplink = client.downlink = 0
+    return _change(client, "reset", actor)
+
+
+def extend_client(client: Client, days: int, *, actor: str = "system") -> Client:
+    """Add days to the expiry, counted from now if it has passed."""
+    now = utcnow()
+    if client.on_hold_days is not None and client.expire_at is None:
+        client.on_hold_days += days
+    else:
+        start = max(client.expire_at or now, now)
+        client.expire_at = start + timedelta(days=days)
+    return _change(client, "extended", actor, detail=f"+{days} days")
 
 
 def delete_client(client: Client, *, actor: str = "system") -> None:
     with db.atomic():
         client.delete_instance()
+        audit.record(client, "deleted", actor)
     log.info("client %s (%s) deleted by %s", client.email, client.name, actor)
     sync.forget_client(client.email, current_settings().xray_timeout)
-    client_changed.send(client, event="deleted", actor=actor)
+    client_changed.send(client, event="deleted", actor=actor, old_status=client.status)
 
 
-def _save_and_apply(
-    client: Client, event: str, actor: str, *, check_name: bool = False
+def _change(
+    client: Client,
+    event: str,
+    actor: str,
+    *,
+    detail: str = "",
+    check_name: bool = False,
 ) -> Client:
-    client.updated_at = utcnow()
+    """Save a change with its audit entry, then bring Xray in line."""
+    old = Client.select(Client.status).where(Client.id == client.id).scalar()
+    now = utcnow()
+    if client.status != "disabled":
+        client.status = status_for(client, now)
+    client.updated_at = now
     try:
         with db.atomic():
             if check_name:
                 _check_name_free(client.name, exclude_id=client.id)
             client.save()
+            audit.record(client, event, actor, detail or _status_text(old, client))
     except IntegrityError:
-        raise ClientError({"name": "A client with this name already exists."}) from None
+        raise ClientError({"name": DUPLICATE}) from None
     log.info("client %s %s by %s (now %s)", client.email, event, actor, client.status)
     sync.apply_client(client, current_settings().xray_timeout)
-    client_changed.send(client, event=event, actor=actor)
+    client_changed.send(client, event=event, actor=actor, old_status=old)
     return client
 
 
-def enforce_limits(now: datetime | None = None) -> list[Client]:
-    """Take out of Xray the clients over their data limit or past expiry."""
-    now = now or utcnow()
-    in_xray = Client.status.in_(IN_XRAY)
-    over = Client.data_limit.is_null(False) & (
-        (Client.uplink + Client.downlink) >= Client.data_limit
-    )
-    late = Client.expire_at.is_null(False) & (Client.expire_at <= now)
-    changed = list(Client.select().where(in_xray & (over | late)))
-    for client in changed:
-        client.status = status_for(client, now)
-        _save_and_apply(client, client.status, "enforcement")
-    return changed
+def _status_text(old: str | None, client: Client) -> str:
+    return client.status if old == client.status else f"{old} → {client.status}"
+
+
+def enforce_limits(now: datetime | None = None) -> list[lifecycle.Change]:
+    """One enforcement pass: save the changes, then bring Xray in line."""
+    changes = lifecycle.enforce(now)
+    timeout = current_settings().xray_timeout
+    for change in changes:
+        client = change.client
+        if change.xray_changed:
+            sync.apply_client(client, timeout)
+        log.info("client %s %s (now %s)", client.email, change.event, client.status)
+        client_changed.send(
+            client,
+            event=change.event,
+            actor=lifecycle.ACTOR,
+            old_status=change.old_status,
+        )
+    return changes
 
 
 def find_client(key: str) -> Client | None:
