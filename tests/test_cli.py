@@ -137,3 +137,48 @@ def test_it_exits_non_zero_when_xray_is_unreachable(
 
     assert result.exit_code == 1
     assert "main: unreachable" in result.output
+
+
+def test_it_adds_an_on_hold_client_with_a_monthly_reset(runner: FlaskCliRunner):
+    result = runner.invoke(
+        args=[
+            "client",
+            "add",
+            "hold",
+            "--days",
+            "30",
+            "--on-hold",
+            "--reset",
+            "month",
+            "--json",
+        ]
+    )
+
+    shown = json.loads(result.output)
+    assert shown["status"] == "on_hold" and shown["on_hold_days"] == 30
+    assert shown["expiry"] is None
+    assert shown["reset_strategy"] == "month" and shown["next_reset"].endswith("Z")
+
+
+def test_it_refuses_an_unknown_reset_strategy(runner: FlaskCliRunner):
+    result = runner.invoke(args=["client", "add", "x", "--reset", "hourly"])
+
+    assert result.exit_code == 1
+    assert "Reset must be one of: none, day, week, month, year." in result.output
+    assert Client.select().count() == 0
+
+
+def test_it_resets_and_extends_a_client(runner: FlaskCliRunner, simulator: Simulator):
+    runner.invoke(args=["client", "add", "eve", "--limit-gb", "1", "--days", "1"])
+    Client.update(downlink=2 * 1024**3).execute()
+    runner.invoke(args=["poll"])
+    assert Client.get().status == "limited"
+
+    reset = runner.invoke(args=["client", "reset", "eve"])
+    extended = runner.invoke(args=["client", "extend", "eve", "30"])
+
+    assert "usage reset, active" in reset.output
+    assert "active, expires" in extended.output
+    assert Client.get().email in simulator.users()
+    bad = runner.invoke(args=["client", "extend", "eve", "soon"])
+    assert bad.exit_code == 1 and "Days must be a whole number" in bad.output

@@ -240,3 +240,42 @@ def test_it_shows_edit_errors_in_place_and_keeps_the_saved_client(
     assert response.status_code == 422
     assert "Data limit must be a number of GB." in response.get_data(as_text=True)
     assert Client.get_by_id(client.id).data_limit == 1024**3
+
+
+def test_it_creates_an_on_hold_client_with_a_weekly_reset_from_the_form(
+    signed_in: FlaskClient,
+):
+    form = {"name": "hold", "days": "30", "on_hold": "on", "reset": "week"}
+
+    response = htmx_post(signed_in, "/clients", form)
+
+    assert response.status_code == 201
+    client = Client.get()
+    assert (client.status, client.on_hold_days, client.reset_strategy) == (
+        "on_hold",
+        30,
+        "week",
+    )
+    page = signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
+    assert "30 days after the first connection" in page
+    assert "weekly, next" in page
+
+
+def test_it_resets_usage_and_extends_from_the_client_page(
+    signed_in: FlaskClient, simulator: Simulator
+):
+    client = service.create_client("gus", data_limit=100, days=1)
+    Client.update(downlink=500).where(Client.id == client.id).execute()
+    service.enforce_limits()
+
+    reset = htmx_post(signed_in, f"/clients/{client.id}/reset")
+    extended = htmx_post(signed_in, f"/clients/{client.id}/extend", {"days": "7"})
+    refused = htmx_post(signed_in, f"/clients/{client.id}/extend", {"days": "a week"})
+
+    assert reset.status_code == 200 and "status-active" in reset.get_data(as_text=True)
+    assert extended.status_code == 200
+    assert refused.status_code == 422
+    assert "Days must be a whole number" in refused.get_data(as_text=True)
+    html = extended.get_data(as_text=True)
+    assert "reset by admin:root" in html and "extended by admin:root: +7 days" in html
+    assert client.email in simulator.users()

@@ -148,3 +148,48 @@ def _recover_when_back(seconds: float = 10) -> sync.RecoverResult:
         if result.online or time.monotonic() > deadline:
             return result
         time.sleep(0.2)
+
+
+def test_it_removes_a_retired_mixed_case_email_before_adding_its_new_key(
+    app: Flask, simulator: Simulator
+):
+    from webpanel.models import Removal
+
+    client = service.create_client("renamed")
+    sync.gateway(Node.get()).remove_user("vless-in", client.email)
+    simulator.add_user(User(email="Alice", uuid=client.uuid))
+    Removal.create(node=Node.get(), email="Alice")
+
+    result = sync.recover_node(Node.get(), force=True)
+
+    assert result.removed == 1
+    assert set(simulator.users()) == {client.email}
+    assert Removal.select().count() == 0
+
+
+def test_it_removes_before_adding_where_the_daemon_cannot_list(v2ray_like):
+    from webpanel.models import Removal
+
+    _, sim = v2ray_like
+    client = service.create_client("rekeyed")
+    sim.restart()
+    sim.add_user(User(email="Old-Key", uuid=client.uuid))
+    Removal.create(node=Node.get(), email="Old-Key")
+
+    _recover_when_back_forced()
+
+    # Removing Old-Key after adding would have freed the UUID that the new
+    # key shares, locking the client out.
+    assert set(sim.users()) == {client.email}
+    assert sim.push_traffic(client.email, downlink=1) == client.email  # can connect
+
+
+def _recover_when_back_forced(seconds: float = 10) -> sync.RecoverResult:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        result = sync.recover_node(Node.get(), force=True)
+        if result.online or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)

@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime
 
 import click
 from flask import Flask
@@ -21,6 +22,7 @@ from webpanel.services import sync
 from webpanel.services.clients import ClientError
 from webpanel.services.links import client_link
 from webpanel.settings import current_settings
+from webpanel.xray_config_cli import register_xray_config_cli
 
 
 def with_db(func: Callable) -> Callable:
@@ -44,9 +46,18 @@ def client_json(client: Client) -> dict:
         "downlink": client.downlink,
         "used": client.used,
         "limit": client.data_limit,
-        "expiry": client.expire_at.isoformat() + "Z" if client.expire_at else None,
+        "expiry": _iso(client.expire_at),
+        "on_hold_days": client.on_hold_days,
+        "reset_strategy": client.reset_strategy,
+        "next_reset": _iso(client.next_reset_at),
+        "used_total": client.used_total,
+        "last_traffic": _iso(client.last_traffic_at),
         "link": client_link(client),
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() + "Z" if moment else None
 
 
 def _find(name: str) -> Client:
@@ -65,6 +76,8 @@ def _client_line(c: Client) -> str:
 
 
 def register_cli(app: Flask) -> None:
+    register_xray_config_cli(app)
+
     @app.cli.command("init")
     @with_db
     def init() -> None:
@@ -100,16 +113,30 @@ def register_cli(app: Flask) -> None:
     @click.argument("name")
     @click.option("--limit-gb", default=None, help="data limit in GB (1024³ bytes)")
     @click.option("--days", default=None, help="days until expiry")
+    @click.option("--on-hold", is_flag=True, help="the days start at first traffic")
+    @click.option(
+        "--reset",
+        "reset_strategy",
+        default="none",
+        help="zero usage every: none, day, week, month, year",
+    )
     @click.option("--json", "as_json", is_flag=True)
     @with_db
     def client_add(
-        name: str, limit_gb: str | None, days: str | None, as_json: bool
+        name: str,
+        limit_gb: str | None,
+        days: str | None,
+        on_hold: bool,
+        reset_strategy: str,
+        as_json: bool,
     ) -> None:
         try:
             client = client_service.create_client(
                 name,
                 data_limit=client_service.parse_limit_gb(limit_gb),
                 days=client_service.parse_days(days),
+                on_hold=on_hold,
+                reset_strategy=client_service.parse_reset_strategy(reset_strategy),
                 actor="cli",
             )
         except ClientError as error:
@@ -151,6 +178,28 @@ def register_cli(app: Flask) -> None:
 
     for action in ("enable", "disable", "delete"):
         _add_action(client_group, action)
+
+    @client_group.command("reset")
+    @click.argument("name")
+    @with_db
+    def client_reset(name: str) -> None:
+        """Zero a client's usage for this period (a disabled one stays disabled)."""
+        client = client_service.reset_usage(_find(name), actor="cli")
+        click.echo(f"{client.name}: usage reset, {client.status}")
+
+    @client_group.command("extend")
+    @click.argument("name")
+    @click.argument("days")
+    @with_db
+    def client_extend(name: str, days: str) -> None:
+        """Add DAYS to a client's expiry (from now, if it has passed)."""
+        try:
+            count = client_service.parse_days(days)
+        except ClientError as error:
+            raise click.ClickException(str(error)) from None
+        client = client_service.extend_client(_find(name), count or 0, actor="cli")
+        expiry = _iso(client.expire_at) or f"{client.on_hold_days} days from first use"
+        click.echo(f"{client.name}: {client.status}, expires {expiry}")
 
     @app.cli.command("sync")
     @with_db

@@ -18,6 +18,7 @@ from flask_login import login_required
 from webpanel.charts import bar_chart
 from webpanel.models import Client
 from webpanel.models import Node
+from webpanel.services import audit
 from webpanel.services import clients as client_service
 from webpanel.services import history
 from webpanel.services.clients import ClientError
@@ -75,6 +76,8 @@ def create():
             form.get("name", ""),
             data_limit=client_service.parse_limit_gb(form.get("limit_gb")),
             days=client_service.parse_days(form.get("days")),
+            on_hold=form.get("on_hold") == "on",
+            reset_strategy=client_service.parse_reset_strategy(form.get("reset")),
             actor=_actor(),
         )
     except ClientError as error:
@@ -122,15 +125,14 @@ def edit(client_id: int):
             expire_at=client_service.parse_expiry_date(
                 form.get("expire_on"), current_settings().tz
             ),
+            reset_strategy=client_service.parse_reset_strategy(form.get("reset")),
             actor=_actor(),
         )
     except ClientError as error:
         record = _client_or_404(client_id)  # the saved one, not the refused edit
         card = _card(record, form=form, errors=error.errors)
         return card if _htmx() else _page(record, form, error.errors), 422
-    if _htmx():
-        return _card(record)
-    return redirect(url_for("panel.client", client_id=record.id))
+    return _after_action(record)
 
 
 def _card(record: Client, form: dict | None = None, errors: dict | None = None) -> str:
@@ -154,9 +156,37 @@ def _render(
         client=record,
         link=client_link(record),
         charts=charts,
+        audit=audit.recent(record, 10),
         form=form,
         errors=errors or {},
     )
+
+
+@bp.post("/clients/<int:client_id>/reset")
+def reset(client_id: int):
+    record = client_service.reset_usage(_client_or_404(client_id), actor=_actor())
+    return _after_action(record)
+
+
+@bp.post("/clients/<int:client_id>/extend")
+def extend(client_id: int):
+    record = _client_or_404(client_id)
+    try:
+        days = client_service.parse_days(request.form.get("days"))
+        if days is None:
+            raise ClientError({"extend": "Say how many days to add."})
+    except ClientError as error:
+        errors = {"extend": next(iter(error.errors.values()))}
+        card = _card(record, errors=errors)
+        return card if _htmx() else _page(record, errors=errors), 422
+    client_service.extend_client(record, days, actor=_actor())
+    return _after_action(record)
+
+
+def _after_action(record: Client):
+    if _htmx():
+        return _card(record)
+    return redirect(url_for("panel.client", client_id=record.id))
 
 
 @bp.post("/clients/<int:client_id>/<any(enable, disable):action>")
@@ -166,9 +196,7 @@ def toggle(client_id: int, action: str):
         client_service.enable_client(record, actor=_actor())
     else:
         client_service.disable_client(record, actor=_actor())
-    if _htmx():
-        return _card(record)
-    return redirect(url_for("panel.client", client_id=record.id))
+    return _after_action(record)
 
 
 @bp.post("/clients/<int:client_id>/delete")

@@ -223,15 +223,17 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
     except Unsupported:
         present = None  # can't list: re-add everyone, remove everyone unwanted
     if present is not None:
-        unwanted = {e for e in unwanted if e in present}
-        to_add = [c for e, c in wanted.items() if e not in present]
+        unwanted = {e for e in unwanted if e.lower() in present}
+        to_add = [c for e, c in wanted.items() if e.lower() not in present]
     else:
         to_add = list(wanted.values())
 
     tag = node.inbound_tag
     with ThreadPoolExecutor(max_workers=POOL_SIZE) as pool:
-        added = sum(pool.map(lambda c: add(gw, tag, xray_user(c)), to_add))
+        # Removals first: removing an email frees its UUID, even when another
+        # email has taken that UUID over since.
         removed = sum(pool.map(lambda e: remove(gw, tag, e), sorted(unwanted)))
+        added = sum(pool.map(lambda c: add(gw, tag, xray_user(c)), to_add))
     if tombstones:
         done = Removal.email.in_(sorted(tombstones))
         Removal.delete().where(Removal.node == node, done).execute()
