@@ -102,10 +102,12 @@ def _configure_logging() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from webpanel.auth import bp as auth_bp
+    from webpanel.nodes_page import bp as nodes_bp
     from webpanel.panel import bp as panel_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(panel_bp)
+    app.register_blueprint(nodes_bp)
 
 
 @login_manager.user_loader

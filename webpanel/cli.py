@@ -16,11 +16,14 @@ from webpanel.auth import create_admin
 from webpanel.auth import setup_token
 from webpanel.models import Client
 from webpanel.models import db
+from webpanel.node_cli import register_node_cli
+from webpanel.nodes import nodes_of
 from webpanel.services import accounting
 from webpanel.services import clients as client_service
 from webpanel.services import sync
 from webpanel.services.clients import ClientError
 from webpanel.services.links import client_link
+from webpanel.services.links import client_links
 from webpanel.settings import current_settings
 from webpanel.xray_config_cli import register_xray_config_cli
 
@@ -53,6 +56,8 @@ def client_json(client: Client) -> dict:
         "used_total": client.used_total,
         "last_traffic": _iso(client.last_traffic_at),
         "link": client_link(client),
+        "links": {node.name: link for node, link in client_links(client)},
+        "nodes": "all" if client.all_nodes else [n.name for n in nodes_of(client)],
     }
 
 
@@ -169,15 +174,18 @@ def register_cli(app: Flask) -> None:
     @click.argument("name")
     @with_db
     def client_link_command(name: str) -> None:
-        link = client_link(_find(name))
-        if link is None:
+        """Print the client's link, one per node it is on."""
+        links = client_links(_find(name))
+        if not links:
             raise click.ClickException(
                 "set PUBLIC_HOST (and the REALITY_* settings) first"
             )
-        click.echo(link)
+        for _, link in links:
+            click.echo(link)
 
     for action in ("enable", "disable", "delete"):
         _add_action(client_group, action)
+    register_node_cli(app, client_group)
 
     @client_group.command("reset")
     @click.argument("name")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
@@ -23,13 +25,42 @@ _xray_lock = threading.Lock()
 
 def poll_job(app: Flask) -> None:
     """Count traffic on every node; recover a node that restarted or came back."""
-    settings = app.extensions["infinity.settings"]
-    with app.app_context(), db.connection_context(), _xray_lock:
-        for node in Node.select():
-            was_online = node.online
-            result = accounting.poll_node(node, settings.xray_timeout)
-            if result.online and (result.restarted or not was_online):
-                sync.recover_node(node, force=True, timeout=settings.xray_timeout)
+    timeout = app.extensions["infinity.settings"].xray_timeout
+
+    def poll(node: Node) -> None:
+        was_online = node.online
+        result = accounting.poll_node(node, timeout)
+        if result.online and (result.restarted or not was_online):
+            sync.recover_node(node, force=True, timeout=timeout)
+
+    with _xray_lock:
+        each_node(app, poll)
+
+
+def recover_job(app: Flask) -> None:
+    """Check every node; put users back where the daemon lost them."""
+    timeout = app.extensions["infinity.settings"].xray_timeout
+    with _xray_lock:
+        each_node(app, lambda node: sync.recover_node(node, timeout=timeout))
+
+
+def each_node(app: Flask, work: Callable[[Node], object]) -> None:
+    """Run work for every node at once, so a slow or dead one holds no other up."""
+
+    def run(node: Node) -> None:
+        with app.app_context(), db.connection_context():
+            try:
+                work(node)
+            except Exception:
+                log.exception("job failed on node %s", node.name)
+
+    with app.app_context(), db.connection_context():
+        nodes = list(Node.select())
+    if len(nodes) == 1:
+        run(nodes[0])
+        return
+    with ThreadPoolExecutor(max_workers=len(nodes), thread_name_prefix="node") as pool:
+        list(pool.map(run, nodes))
 
 
 def enforce_job(app: Flask) -> None:
@@ -45,10 +76,3 @@ def prune_job(app: Flask) -> None:
         gone = history.prune(settings.history_hourly_days, settings.history_daily_days)
         if gone:
             log.info("pruned %d old usage buckets", gone)
-
-
-def recover_job(app: Flask) -> None:
-    """Check every node; put users back where the daemon lost them."""
-    settings = app.extensions["infinity.settings"]
-    with app.app_context(), db.connection_context(), _xray_lock:
-        sync.recover_all(timeout=settings.xray_timeout)

@@ -67,6 +67,14 @@ class Node(BaseModel):
     api_address = CharField(max_length=255)
     flavor = CharField(max_length=16, default="xray")
     inbound_tag = CharField(max_length=64, default="vless-in")
+    flow = CharField(max_length=32, default="xtls-rprx-vision")  # "" for none
+    # What this node's links carry.
+    public_host = CharField(max_length=255, default="")
+    public_port = IntegerField(default=8443)
+    reality_sni = CharField(max_length=255, default="")
+    reality_public_key = CharField(max_length=64, default="")
+    reality_short_id = CharField(max_length=16, default="")
+    reality_fingerprint = CharField(max_length=32, default="chrome")
     online = BooleanField(default=False)
     in_sync = BooleanField(default=False)
     last_error = TextField(default="")
@@ -108,6 +116,7 @@ class Client(BaseModel):
     reset_strategy = CharField(max_length=8, default="none")
     next_reset_at = DateTimeField(null=True, index=True)
     pending = BooleanField(default=False)  # saved, not yet applied in Xray
+    all_nodes = BooleanField(default=True)  # else only its ClientNode rows
     created_at = DateTimeField(default=utcnow)
     updated_at = DateTimeField(default=utcnow)
 
@@ -118,6 +127,28 @@ class Client(BaseModel):
     @property
     def in_xray(self) -> bool:
         return self.status in IN_XRAY
+
+
+class ClientNode(BaseModel):
+    """A node chosen for a client that is not on every node."""
+
+    client = ForeignKeyField(Client, on_delete="CASCADE", backref="node_links")
+    node = ForeignKeyField(Node, on_delete="CASCADE")
+
+    class Meta:
+        indexes = ((("client", "node"), True),)
+
+
+class NodeUsage(BaseModel):
+    """All-time bytes of a client on one node; the client's totals sum these."""
+
+    client_id = IntegerField()
+    node = ForeignKeyField(Node, on_delete="CASCADE")
+    uplink = BigIntegerField(default=0)
+    downlink = BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("client_id", "node"), True),)
 
 
 class Counter(BaseModel):
@@ -185,6 +216,8 @@ MODELS = [
     Admin,
     Node,
     Client,
+    ClientNode,
+    NodeUsage,
     Counter,
     Removal,
     AuditEntry,

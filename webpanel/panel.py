@@ -18,11 +18,14 @@ from flask_login import login_required
 from webpanel.charts import bar_chart
 from webpanel.models import Client
 from webpanel.models import Node
+from webpanel.nodes import nodes_of
 from webpanel.services import audit
 from webpanel.services import clients as client_service
 from webpanel.services import history
+from webpanel.services import nodes as node_service
 from webpanel.services.clients import ClientError
-from webpanel.services.links import client_link
+from webpanel.services.links import client_links
+from webpanel.services.nodes import NodeError
 from webpanel.settings import current_settings
 
 bp = Blueprint("panel", __name__)
@@ -103,7 +106,9 @@ def client(client_id: int):
 
 @bp.get("/clients/<int:client_id>/qr.svg")
 def qr(client_id: int):
-    link = client_link(_client_or_404(client_id))
+    node = request.args.get("node", type=int)
+    links = client_links(_client_or_404(client_id))
+    link = next((link for n, link in links if node in (None, n.id)), None)
     if link is None:
         abort(404)
     out = io.BytesIO()
@@ -118,6 +123,7 @@ def edit(client_id: int):
     record = _client_or_404(client_id)
     form = request.form
     try:
+        nodes = _nodes_from_form(record, form.getlist("nodes"))
         client_service.edit_client(
             record,
             name=form.get("name", ""),
@@ -128,11 +134,29 @@ def edit(client_id: int):
             reset_strategy=client_service.parse_reset_strategy(form.get("reset")),
             actor=_actor(),
         )
-    except ClientError as error:
+        if nodes is not NO_CHANGE:
+            node_service.set_client_nodes(record, nodes, actor=_actor())
+    except (ClientError, NodeError) as error:
         record = _client_or_404(client_id)  # the saved one, not the refused edit
         card = _card(record, form=form, errors=error.errors)
         return card if _htmx() else _page(record, form, error.errors), 422
     return _after_action(record)
+
+
+NO_CHANGE = object()
+
+
+def _nodes_from_form(record: Client, names: list[str]) -> object:
+    """The edit form's node boxes → None (all), a list, or NO_CHANGE."""
+    if Node.select().count() < 2:
+        return NO_CHANGE
+    if not names:
+        raise NodeError({"nodes": "Choose at least one node, or all."})
+    chosen = (
+        None if "all" in names else [n for n in map(node_service.find_node, names) if n]
+    )
+    current = None if record.all_nodes else nodes_of(record)
+    return NO_CHANGE if chosen == current else chosen
 
 
 def _card(record: Client, form: dict | None = None, errors: dict | None = None) -> str:
@@ -151,10 +175,14 @@ def _render(
         "hours": bar_chart(history.hourly(record.id, 24), "%H:%M %Z", tz),
         "days": bar_chart(history.daily(record.id, 30), "%Y-%m-%d (UTC day)"),
     }
+    chosen = nodes_of(record)
     return render_template(
         template,
         client=record,
-        link=client_link(record),
+        links=client_links(record),
+        per_node=history.per_node(record.id),
+        every_node=list(Node.select().order_by(Node.id)),
+        client_node_ids={node.id for node in chosen},
         charts=charts,
         audit=audit.recent(record, 10),
         form=form,

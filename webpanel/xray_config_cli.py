@@ -12,9 +12,9 @@ from dataclasses import asdict
 import click
 from flask import Flask
 
+from webpanel.models import Node
 from webpanel.models import db
 from webpanel.services import xray_config
-from webpanel.settings import current_settings
 from xray.config import ConfigError
 from xray.config import has_comments
 
@@ -26,18 +26,22 @@ def register_xray_config_cli(app: Flask) -> None:
 
     @xray_config_group.command("write")
     @click.argument("path", type=click.Path(dir_okay=False))
-    @click.option("--tag", default=None, help="the VLESS inbound (XRAY_INBOUND_TAG)")
-    def write_command(path: str, tag: str | None) -> None:
+    @click.option("--tag", default=None, help="the VLESS inbound (the node's tag)")
+    @click.option("--node", "node_name", default="main", help="whose users (main)")
+    def write_command(path: str, tag: str | None, node_name: str) -> None:
         """Put every client that should be in Xray into PATH, atomically.
 
         Clients that are not the panel's stay as they are; so does the rest
         of the file, except its comments.
         """
-        tag = tag or current_settings().xray_inbound_tag
         dropped_comments = has_comments(path)
         try:
             with db.connection_context():
-                count = xray_config.write_users_to_config(path, tag)
+                node = Node.get_or_none(Node.name == node_name)
+                if node is None:
+                    raise click.ClickException(f"no node named {node_name!r}")
+                tag = tag or node.inbound_tag
+                count = xray_config.write_users_to_config(path, tag, node)
         except ConfigError as error:
             raise click.ClickException(str(error)) from None
         click.echo(f"{path}: inbound {tag} now holds our {count} users")

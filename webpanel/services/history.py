@@ -9,7 +9,9 @@ from peewee import EXCLUDED
 from peewee import Field
 from peewee import fn
 
+from webpanel.models import BaseModel
 from webpanel.models import Node
+from webpanel.models import NodeUsage
 from webpanel.models import UsageDay
 from webpanel.models import UsageHour
 from webpanel.models import chunks
@@ -20,27 +22,46 @@ Series = list[tuple[datetime, int, int]]
 
 
 def add(node: Node, usage: list[tuple[int, int, int]], now: datetime) -> None:
-    """Add (client id, up, down) to this hour's and this day's buckets."""
+    """Add (client id, up, down) to the node's totals, this hour and this day."""
     hour = now.replace(minute=0, second=0, microsecond=0)
-    day = hour.replace(hour=0)
+    totals = [(client_id, node.id, up, down) for client_id, up, down in usage]
+    _add_to(NodeUsage, [], totals)
     for model, field, start in (
         (UsageHour, UsageHour.hour, hour),
-        (UsageDay, UsageDay.day, day),
+        (UsageDay, UsageDay.day, hour.replace(hour=0)),
     ):
         rows = [(client_id, node.id, start, up, down) for client_id, up, down in usage]
-        fields = [model.client_id, model.node, field, model.uplink, model.downlink]
-        for chunk in chunks(rows, 150):
-            (
-                model.insert_many(chunk, fields=fields)
-                .on_conflict(
-                    conflict_target=[model.client_id, model.node, field],
-                    update={
-                        model.uplink: model.uplink + EXCLUDED.uplink,
-                        model.downlink: model.downlink + EXCLUDED.downlink,
-                    },
-                )
-                .execute()
+        _add_to(model, [field], rows)
+
+
+def _add_to(model: type[BaseModel], keys: list[Field], rows: list[tuple]) -> None:
+    """Insert rows, or add their bytes to the rows already there."""
+    target = [model.client_id, model.node, *keys]
+    fields = [*target, model.uplink, model.downlink]
+    for chunk in chunks(rows, 150):
+        (
+            model.insert_many(chunk, fields=fields)
+            .on_conflict(
+                conflict_target=target,
+                update={
+                    model.uplink: model.uplink + EXCLUDED.uplink,
+                    model.downlink: model.downlink + EXCLUDED.downlink,
+                },
             )
+            .execute()
+        )
+
+
+def per_node(client_id: int) -> list[tuple[str, int, int]]:
+    """(node name, up, down) of a client's all-time usage on each node."""
+    query = (
+        NodeUsage.select(Node.name, NodeUsage.uplink, NodeUsage.downlink)
+        .join(Node)
+        .where(NodeUsage.client_id == client_id)
+        .order_by(Node.id)
+        .tuples()
+    )
+    return list(query)
 
 
 def prune(hourly_days: int, daily_days: int, now: datetime | None = None) -> int:

@@ -1,25 +1,43 @@
-"""What a client is handed: its vless:// link."""
+"""What a client is handed: a vless:// link for each node it is on."""
 
 from __future__ import annotations
 
 from webpanel.models import Client
-from webpanel.settings import current_settings
+from webpanel.models import Node
+from webpanel.nodes import nodes_of
 from xray.links import vless_link
 
 
-def client_link(client: Client) -> str | None:
-    """The Reality share link, or None until PUBLIC_HOST is set."""
-    settings = current_settings()
-    if not settings.public_host:
+def node_link(client: Client, node: Node, *, several: bool = False) -> str | None:
+    """The Reality share link for one node, or None until its public host is set.
+
+    With several nodes, the remark names the node so apps can tell them apart.
+    """
+    if not node.public_host:
         return None
+    remark = f"{client.name} · {node.name}" if several else client.name
     return vless_link(
         uuid=client.uuid,
-        host=settings.public_host,
-        port=settings.public_port,
-        sni=settings.reality_sni,
-        public_key=settings.reality_public_key,
-        short_id=settings.reality_short_id,
-        fingerprint=settings.reality_fingerprint,
-        flow=client.flow,
-        remark=client.name,
+        host=node.public_host,
+        port=node.public_port,
+        sni=node.reality_sni,
+        public_key=node.reality_public_key,
+        short_id=node.reality_short_id,
+        fingerprint=node.reality_fingerprint,
+        flow=client.flow if node.flow else "",
+        remark=remark,
     )
+
+
+def client_links(client: Client) -> list[tuple[Node, str]]:
+    """(node, link) for every node of the client that hands out links."""
+    nodes = nodes_of(client)
+    several = len(nodes) > 1
+    found = [(node, node_link(client, node, several=several)) for node in nodes]
+    return [(node, link) for node, link in found if link]
+
+
+def client_link(client: Client) -> str | None:
+    """The first of the client's links: what a single-node setup hands out."""
+    links = client_links(client)
+    return links[0][1] if links else None

@@ -15,6 +15,8 @@ from webpanel.models import Removal
 from webpanel.models import db
 from webpanel.models import utcnow
 from webpanel.nodes import gateway
+from webpanel.nodes import nodes_of
+from webpanel.nodes import on_node
 from webpanel.signals import node_changed
 from xray.client import AlreadyExists
 from xray.client import NotFound
@@ -57,8 +59,10 @@ def restarted_since(
     return uptime + UPTIME_SLACK_S < expected
 
 
-def xray_user(client: Client) -> User:
-    return User(email=client.email, uuid=client.uuid, flow=client.flow)
+def xray_user(client: Client, node: Node) -> User:
+    """The user as a node holds it; a node without a flow (v2ray) gets none."""
+    flow = client.flow if node.flow else ""
+    return User(email=client.email, uuid=client.uuid, flow=flow)
 
 
 def add(gw: XrayClient, tag: str, user: User) -> bool:
@@ -103,13 +107,21 @@ def mark_out_of_sync(node: Node, error: XrayError) -> None:
 
 
 def apply_client(client: Client, timeout: float = 5.0) -> bool:
-    """Bring every node in line with one client; False leaves it pending."""
+    """Bring every node in line with one client; False leaves it pending.
+
+    A node known to be down is not called (each call would wait for its
+    deadline): recovery applies the change when the node is back.
+    """
     ok = True
+    chosen = {node.id for node in nodes_of(client)}
     for node in Node.select():
+        if not node.online and node.last_error:
+            ok = False
+            continue
         gw = gateway(node, timeout)
         try:
-            if client.in_xray:
-                add(gw, node.inbound_tag, xray_user(client))
+            if client.in_xray and node.id in chosen:
+                add(gw, node.inbound_tag, xray_user(client, node))
             else:
                 remove(gw, node.inbound_tag, client.email)
         except XrayError as error:
@@ -196,13 +208,13 @@ def _canary_missing(gw: XrayClient, node: Node) -> bool:
     """
     client = (
         Client.select()
-        .where(Client.status.in_(IN_XRAY))
+        .where(Client.status.in_(IN_XRAY) & on_node(node))
         .order_by(Client.id.desc())
         .first()
     )
     if client is None:
         return False
-    missing = add(gw, node.inbound_tag, xray_user(client))
+    missing = add(gw, node.inbound_tag, xray_user(client, node))
     if missing:
         log.warning("node %s had lost user %s: resyncing", node.name, client.email)
     return missing
@@ -210,10 +222,10 @@ def _canary_missing(gw: XrayClient, node: Node) -> bool:
 
 def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
     """Make the node hold exactly the users it should; return (added, removed)."""
-    wanted = {c.email: c for c in Client.select().where(Client.status.in_(IN_XRAY))}
+    belongs = Client.status.in_(IN_XRAY) & on_node(node)
+    wanted = {c.email: c for c in Client.select().where(belongs)}
     unwanted = {
-        c.email
-        for c in Client.select(Client.email).where(Client.status.not_in(IN_XRAY))
+        email for (email,) in Client.select(Client.email).where(~belongs).tuples()
     }
     tombstones = {r.email for r in Removal.select().where(Removal.node == node)}
     unwanted |= tombstones
@@ -233,7 +245,7 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
         # Removals first: removing an email frees its UUID, even when another
         # email has taken that UUID over since.
         removed = sum(pool.map(lambda e: remove(gw, tag, e), sorted(unwanted)))
-        added = sum(pool.map(lambda c: add(gw, tag, xray_user(c)), to_add))
+        added = sum(pool.map(lambda c: add(gw, tag, xray_user(c, node)), to_add))
     if tombstones:
         done = Removal.email.in_(sorted(tombstones))
         Removal.delete().where(Removal.node == node, done).execute()
@@ -255,7 +267,9 @@ def _mark_synced(
         fields[Node.restored_count] = added
     with db.atomic():
         Node.update(fields).where(Node.id == node.id).execute()
-        if resynced:
+        # A client is pending until every node has it: clear only then.
+        everywhere = not Node.select().where(Node.in_sync == False).exists()
+        if resynced and everywhere:
             Client.update(pending=False).where(Client.pending == True).execute()
     for field, value in fields.items():
         setattr(node, field.name, value)

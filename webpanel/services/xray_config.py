@@ -23,6 +23,7 @@ from webpanel.models import chunks
 from webpanel.models import db
 from webpanel.models import utcnow
 from webpanel.nodes import gateway
+from webpanel.nodes import on_node
 from webpanel.services import audit
 from webpanel.services import sync
 from webpanel.services.clients import ClientError
@@ -79,14 +80,19 @@ class ImportReport:
 # Writing our users into the file
 
 
-def write_users_to_config(path: str | os.PathLike[str], tag: str) -> int:
-    """Put every client Xray should hold into the inbound `tag`; return how many.
+def write_users_to_config(
+    path: str | os.PathLike[str], tag: str, node: Node | None = None
+) -> int:
+    """Put every client a node should hold into the inbound `tag`; return how many.
 
-    Clients the file has that are not ours stay; ours that should not be in
-    Xray (disabled, limited, expired, deleted, re-keyed) leave it.
+    The node defaults to the first one. Clients the file has that are not
+    ours stay; ours that should not be in Xray (disabled, limited, expired,
+    deleted, re-keyed, or not on this node) leave it.
     """
-    clients = Client.select().where(Client.status.in_(IN_XRAY)).order_by(Client.id)
-    users = [sync.xray_user(c) for c in clients]
+    node = node or Node.select().order_by(Node.id).get()
+    belongs = Client.status.in_(IN_XRAY) & on_node(node)
+    clients = Client.select().where(belongs).order_by(Client.id)
+    users = [sync.xray_user(c, node) for c in clients]
     known = {email.lower() for (email,) in Client.select(Client.email).tuples()}
     known |= {email.lower() for (email,) in Removal.select(Removal.email).tuples()}
     our_uuids = [uuid for (uuid,) in Client.select(Client.uuid).tuples()]
