@@ -65,6 +65,7 @@ def create_app(
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.extensions["infinity.settings"] = settings
+    app.extensions["infinity.env"] = dict(env)  # plugins read their own settings
 
     database = open_database(settings.database_url)
     # gunicorn workers start together: one at a time brings the schema up.
@@ -104,10 +105,12 @@ def _register_blueprints(app: Flask) -> None:
     from webpanel.auth import bp as auth_bp
     from webpanel.nodes_page import bp as nodes_bp
     from webpanel.panel import bp as panel_bp
+    from webpanel.status import bp as status_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(panel_bp)
     app.register_blueprint(nodes_bp)
+    app.register_blueprint(status_bp)
 
 
 @login_manager.user_loader

@@ -44,12 +44,11 @@ def create_admin(username: str, password: str) -> Admin:
         raise AdminError("Username must be 1 to 64 characters.")
     if len(password) < MIN_PASSWORD:
         raise AdminError(f"Password must be at least {MIN_PASSWORD} characters.")
+    hashed = generate_password_hash(password)  # slow on purpose: not in the transaction
     with db.atomic():
         if Admin.select().where(Admin.username == username).exists():
             raise AdminError(f"Admin {username!r} already exists.")
-        admin = Admin.create(
-            username=username, password_hash=generate_password_hash(password)
-        )
+        admin = Admin.create(username=username, password_hash=hashed)
     _setup_token_path().unlink(missing_ok=True)
     log.info("admin %s created", username)
     return admin

@@ -10,7 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from peewee import Database
+from peewee import SqliteDatabase
+from peewee import _atomic
 from playhouse.db_url import connect
+from playhouse.db_url import parse
 
 from webpanel.models import MODELS
 from webpanel.models import SchemaVersion
@@ -26,10 +29,24 @@ SQLITE_PRAGMAS = {
 }
 
 
+class SqliteWriterDatabase(SqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin.
+
+    In WAL mode a transaction that read first and writes later fails at once
+    with "database is locked" if another connection wrote in between; the
+    busy timeout can't help it. Taking the lock up front makes writers queue.
+    """
+
+    def atomic(self, lock_type: str | None = None) -> _atomic:
+        return super().atomic(lock_type=lock_type or "IMMEDIATE")
+
+
 def open_database(url: str) -> Database:
     """Connect the shared proxy to the database named by url."""
     if url.startswith("sqlite:"):
-        database = connect(url, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        database = SqliteWriterDatabase(
+            parse(url)["database"], pragmas=SQLITE_PRAGMAS, check_same_thread=False
+        )
     else:
         database = connect(url)
     db.initialize(database)

@@ -14,6 +14,8 @@ from typing import IO
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from plugins import load_plugins
+from plugins import stop_plugins
 from webpanel.jobs import enforce_job
 from webpanel.jobs import poll_job
 from webpanel.jobs import prune_job
@@ -35,6 +37,7 @@ class Runtime:
         self.lock = lock
 
     def stop(self) -> None:
+        stop_plugins(self.app)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         self.lock.close()  # closing the file releases the lock
@@ -86,6 +89,7 @@ def start_runtime(app: Flask) -> Runtime | None:
             func, "interval", seconds=seconds, args=[app], id=job_id, name=name, **first
         )
     scheduler.start()
+    load_plugins(app, settings.plugins, scheduler)
     runtime = Runtime(app, scheduler, lock)
     app.extensions["infinity.runtime"] = runtime
     atexit.register(runtime.stop)

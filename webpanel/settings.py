@@ -196,3 +196,14 @@ def current_settings() -> Settings:
     from flask import current_app
 
     return current_app.extensions["infinity.settings"]
+
+
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+
+
+def mask_settings(settings: Mapping[str, str]) -> dict[str, str]:
+    """Settings as a page may show them: anything secret-looking masked."""
+    return {
+        name: mask(value) if any(word in name for word in SECRET_WORDS) else value
+        for name, value in settings.items()
+    }
