@@ -235,3 +235,27 @@ def find_client(key: str) -> Client | None:
         or Client.get_or_none(Client.email == key.lower())
         or Client.get_or_none(Client.uuid == key.lower())
     )
+
+
+def regenerate_uuid(client: Client, *, actor: str = "system") -> Client:
+    """A new UUID: the old link stops working for new connections."""
+    client.uuid = str(uuidlib.uuid4())
+    with db.atomic():
+        client.updated_at = utcnow()
+        client.save()
+        audit.record(client, "new_uuid", actor)
+    # Xray keys users by email: the old entry must go before the new one.
+    sync.forget_client(client.email, current_settings().xray_timeout)
+    sync.apply_client(client, current_settings().xray_timeout)
+    client_changed.send(client, event="new_uuid", actor=actor, old_status=client.status)
+    return client
+
+
+def revoke_sub_token(client: Client, *, actor: str = "system") -> Client:
+    """A new subscription token; the old subscription URL stops working."""
+    client.sub_token = secrets.token_urlsafe(24)
+    with db.atomic():
+        client.updated_at = utcnow()
+        client.save()
+        audit.record(client, "new_sub_token", actor)
+    return client
