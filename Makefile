@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FLASK := $(PY) -m flask --app wsgi
 SIM_PORT ?= 10085
 
-.PHONY: run demo test lint admin protos setup setup-test clean
+.PHONY: run demo test lint admin protos setup setup-test clean bench
 
 setup:
 	@scripts/bootstrap.sh run
@@ -33,6 +33,10 @@ lint: setup-test
 ## Make an admin: make admin NAME=you (asks for the password).
 admin: setup
 	$(FLASK) create-admin $(NAME)
+
+## Benchmarks (poll, restore, enforce, memory); figures in bench/README.md.
+bench: setup-test
+	$(PY) bench/run_all.py
 
 ## Regenerate the gRPC stubs from xray/protos/*.proto.
 protos: setup-test
