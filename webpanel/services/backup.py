@@ -30,9 +30,11 @@ def backup_database(folder: Path, now: datetime | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = (now or utcnow()).strftime("%Y%m%d-%H%M%S")
     target = folder / f"infinity-{stamp}.db"
-    with closing(sqlite3.connect(source)) as live:
-        with closing(sqlite3.connect(target)) as copy:
-            live.backup(copy)  # SQLite's online backup: consistent under writes
+    with (
+        closing(sqlite3.connect(source)) as live,
+        closing(sqlite3.connect(target)) as copy,
+    ):
+        live.backup(copy)  # SQLite's online backup: consistent under writes
     target.chmod(0o600)
     for old in sorted(folder.glob("infinity-*.db"))[:-KEEP]:
         old.unlink()
