@@ -173,6 +173,16 @@ class Removal(BaseModel):
         indexes = ((("node", "email"), True),)
 
 
+class Invite(BaseModel):
+    """A one-time code that binds an outside account (a Telegram chat) to a client."""
+
+    code = CharField(max_length=32, unique=True)
+    client = ForeignKeyField(Client, on_delete="CASCADE")
+    created_at = DateTimeField(default=utcnow)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+
 class AuditEntry(BaseModel):
     """Who or what changed a client, and how."""
 
@@ -220,6 +230,7 @@ MODELS = [
     NodeUsage,
     Counter,
     Removal,
+    Invite,
     AuditEntry,
     UsageHour,
     UsageDay,

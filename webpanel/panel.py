@@ -8,6 +8,7 @@ import segno
 from flask import Blueprint
 from flask import Response
 from flask import abort
+from flask import current_app
 from flask import redirect
 from flask import render_template
 from flask import request
@@ -24,6 +25,7 @@ from webpanel.services import clients as client_service
 from webpanel.services import history
 from webpanel.services import nodes as node_service
 from webpanel.services.clients import ClientError
+from webpanel.services.invites import make_invite
 from webpanel.services.links import client_links
 from webpanel.services.nodes import NodeError
 from webpanel.settings import current_settings
@@ -215,6 +217,23 @@ def _after_action(record: Client):
     if _htmx():
         return _card(record)
     return redirect(url_for("panel.client", client_id=record.id))
+
+
+@bp.post("/clients/<int:client_id>/invite")
+def invite(client_id: int):
+    record = _client_or_404(client_id)
+    code = make_invite(record, actor=_actor()).code
+    if _htmx():
+        return render_template("_invite.html", code=code, bot=_bot_username())
+    return redirect(url_for("panel.client", client_id=record.id))
+
+
+def _bot_username() -> str:
+    """The bot's @name, when the bot plugin runs in this process and knows it."""
+    for state in current_app.extensions.get("infinity.plugins", []):
+        if state.name == "telegram_bot" and state.plugin is not None:
+            return getattr(state.plugin, "username", "") or ""
+    return ""
 
 
 @bp.post("/clients/<int:client_id>/<any(enable, disable):action>")
