@@ -89,10 +89,9 @@ def documented() -> set[str]:
 def read_names() -> set[str]:
     """Every name the code reads: `read.kind("NAME"` or `.get("NAME"`."""
     names: set[str] = set()
-    for path in [
-        ROOT / "webpanel" / "settings.py",
-        ROOT / "deploy" / "gunicorn.conf.py",
-    ]:
+    paths = [ROOT / "webpanel" / "settings.py", ROOT / "deploy" / "gunicorn.conf.py"]
+    paths += sorted((ROOT / "plugins").rglob("*.py"))  # plugins read their own
+    for path in paths:
         names |= set(
             re.findall(r'(?:read\.\w+|\.get)\(\s*"([A-Z][A-Z0-9_]+)"', path.read_text())
         )
