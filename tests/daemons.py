@@ -72,6 +72,17 @@ def eventually(
             time.sleep(interval)
 
 
+def when_online(call: Callable[[], T], timeout: float = 10.0) -> T:
+    """Call until the result says `.online`, as a job would after an outage:
+    a gRPC channel reconnects a moment after its daemon is back."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = call()
+        if getattr(result, "online", False) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
 # v2ray processes
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from flask import Flask
 
+from tests.daemons import when_online
 from webpanel.models import Client
 from webpanel.models import Counter
 from webpanel.models import Node
@@ -74,7 +74,7 @@ def test_it_counts_1000_then_restart_then_200_as_1200(app: Flask, simulator: Sim
     simulator.restart()
     sync.recover_node(Node.get(), force=True)
     simulator.push_traffic(client.email, downlink=200)
-    result = _poll_when_back()
+    result = when_online(lambda: accounting.poll_node(Node.get()))
 
     assert result.online
     assert usage(client) == (0, 1200)
@@ -110,7 +110,7 @@ def test_it_starts_every_counter_from_zero_after_a_restart(
     simulator.restart()
     sync.recover_node(Node.get(), force=True)
     simulator.push_traffic(busy.email, downlink=5)
-    _poll_when_back()
+    when_online(lambda: accounting.poll_node(Node.get()))
     # quiet's counter is recreated later and grows past its old raw value.
     simulator.push_traffic(quiet.email, downlink=1500)
     accounting.poll_node(Node.get())
@@ -153,12 +153,3 @@ def test_it_marks_the_node_offline_when_a_poll_fails(app: Flask, simulator: Simu
 
     assert not result.online
     assert Node.get().state == "offline"
-
-
-def _poll_when_back(seconds: float = 10) -> accounting.PollResult:
-    deadline = time.monotonic() + seconds
-    while True:
-        result = accounting.poll_node(Node.get())
-        if result.online or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask
 
+from tests.daemons import when_online
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.models import Removal
@@ -127,23 +127,13 @@ def test_it_keeps_changes_while_xray_is_down_and_applies_them_when_back(
     assert Removal.select().count() == 1
 
     simulator.start()  # same port, booted empty like a restarted daemon
-    result = recover_when_back(node)
+    result = when_online(lambda: sync.recover_node(node))
 
     assert result.online and result.resynced
     assert set(simulator.users()) == {late.email}
     assert Client.select().where(Client.pending == True).count() == 0
     assert Removal.select().count() == 0
     assert Node.get().state == "online"
-
-
-def recover_when_back(node: Node, seconds: float = 10) -> sync.RecoverResult:
-    """Run recovery as the job would, until the channel has reconnected."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = sync.recover_node(node)
-        if result.online or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
 
 
 def test_it_finds_a_client_by_name_email_or_uuid(app: Flask):

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 
+from tests.daemons import when_online
 from webpanel.models import Node
 from webpanel.models import db
 from webpanel.services import clients as service
@@ -48,7 +49,7 @@ def test_it_restores_every_user_after_a_restart(app: Flask, simulator: Simulator
     sync.recover_node(Node.get())
 
     simulator.restart()
-    result = _recover_when_back()
+    result = when_online(lambda: sync.recover_node(Node.get()))
 
     assert result.restarted and result.resynced and result.added == 29
     assert set(simulator.users()) == {c.email for c in clients[1:]}
@@ -139,17 +140,6 @@ def test_it_restores_thousands_of_users_with_a_bounded_pool(
     assert len(simulator.users()) == 2000
 
 
-def _recover_when_back(seconds: float = 10) -> sync.RecoverResult:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        result = sync.recover_node(Node.get())
-        if result.online or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-
-
 def test_it_removes_a_retired_mixed_case_email_before_adding_its_new_key(
     app: Flask, simulator: Simulator
 ):
@@ -176,20 +166,9 @@ def test_it_removes_before_adding_where_the_daemon_cannot_list(v2ray_like):
     sim.add_user(User(email="Old-Key", uuid=client.uuid))
     Removal.create(node=Node.get(), email="Old-Key")
 
-    _recover_when_back_forced()
+    when_online(lambda: sync.recover_node(Node.get(), force=True))
 
     # Removing Old-Key after adding would have freed the UUID that the new
     # key shares, locking the client out.
     assert set(sim.users()) == {client.email}
     assert sim.push_traffic(client.email, downlink=1) == client.email  # can connect
-
-
-def _recover_when_back_forced(seconds: float = 10) -> sync.RecoverResult:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while True:
-        result = sync.recover_node(Node.get(), force=True)
-        if result.online or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)

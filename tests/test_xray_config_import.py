@@ -18,7 +18,7 @@ from tests.daemons import ContentServer
 from tests.daemons import FetchFailed
 from tests.daemons import V2RayProxyClient
 from tests.daemons import V2RayServer
-from tests.daemons import eventually
+from tests.daemons import when_online
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.models import Removal
@@ -72,18 +72,6 @@ def with_cli(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def cli(app: Flask) -> FlaskCliRunner:
     return with_cli(app)
-
-
-def recover_when_back() -> sync.RecoverResult:
-    """The channel reconnects by itself about a second after the daemon is up."""
-
-    def recover() -> sync.RecoverResult:
-        result = sync.recover_node(Node.get(), force=True)
-        if not result.online:
-            raise ConnectionError(result.error)
-        return result
-
-    return eventually(recover, retry_on=ConnectionError, timeout=10, interval=0.2)
 
 
 def emails() -> list[str]:
@@ -172,7 +160,7 @@ def test_it_keeps_tombstones_for_the_old_emails_while_the_node_is_down(
     assert [(r.node.name, r.email) for r in Removal.select()] == [("main", "Alice")]
 
     simulator.start()
-    recover_when_back()
+    when_online(lambda: sync.recover_node(Node.get(), force=True))
     assert set(simulator.users()) == {"c1"}
     assert Removal.select().count() == 0
 
