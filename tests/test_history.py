@@ -34,7 +34,29 @@ def test_it_adds_each_polls_deltas_to_the_hour_and_the_day(
     assert len(hours) == 24 and len(days) == 30
     assert hours[-1][1:] == (15, 150) and days[-1][1:] == (15, 150)
     assert sum(up + down for _, up, down in hours) == 165
-    assert UsageHour.select().count() == 1 and UsageDay.select().count() == 1
+    assert UsageHour.select().count() == 1 and UsageDay.select().count() == 0
+
+
+def test_it_rolls_closed_hours_up_into_days_without_counting_twice(
+    app: Flask, simulator: Simulator
+):
+    client = service.create_client("dora")
+    now = datetime(2026, 6, 1, 22, 30)
+    node = Node.get()
+    history.roll_up(now - timedelta(days=1))  # the first roll-up sets the start
+    history.add(node, [(client.id, 1, 10)], now - timedelta(hours=1))
+    history.add(node, [(client.id, 2, 20)], now)
+
+    rolled = history.roll_up(now)
+    again = history.roll_up(now)
+
+    assert rolled == 24 and again == 0
+    assert UsageDay.select().count() == 1
+    assert history.daily(client.id, 2, now=now)[-1][1:] == (3, 30)
+    assert history.per_node(client.id) == [("main", 3, 30)]
+    history.roll_up(now + timedelta(hours=2))
+    assert history.daily(client.id, 2, now=now)[-1][1:] == (3, 30)
+    assert history.per_node(client.id) == [("main", 3, 30)]
 
 
 def test_it_keeps_separate_buckets_per_hour(app: Flask):
@@ -53,15 +75,17 @@ def test_it_prunes_hours_and_days_past_their_keep_time(app: Flask):
     client = service.create_client("carol")
     node = Node.get()
     now = datetime(2026, 6, 1, 12, 0)
+    history.roll_up(now - timedelta(days=501))
     history.add(node, [(client.id, 1, 1)], now - timedelta(days=20))
     history.add(node, [(client.id, 1, 1)], now - timedelta(days=500))
     history.add(node, [(client.id, 1, 1)], now)
+    history.roll_up(now)
 
     gone = history.prune(hourly_days=14, daily_days=400, now=now)
 
     assert gone == 3  # two old hours, one old day
     assert UsageHour.select().count() == 1
-    assert UsageDay.select().count() == 2
+    assert UsageDay.select().count() == 1  # the current hour is not rolled up yet
 
 
 def test_it_draws_bars_scaled_to_the_busiest_slot():

@@ -15,7 +15,7 @@ from xray.simulator import Simulator
 PLUGINS = "tests.sample_plugins.recorder,tests.sample_plugins.broken,no_such_plugin"
 
 
-def wait_for(check, seconds: float = 5.0) -> bool:  # noqa: ANN001
+def wait_for(check, seconds: float = 5.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():

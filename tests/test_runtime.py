@@ -77,7 +77,7 @@ def test_it_runs_the_jobs_only_in_the_app_that_holds_the_lock(
         "poll",
         "recover",
         "enforce",
-        "prune",
+        "history",
     }
     assert len(STARTED.findall(caplog.text)) == 1
     wait_until_held(simulator, client.email)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from peewee import Database
 from peewee import SqliteDatabase
-from peewee import _atomic
 from playhouse.db_url import connect
 from playhouse.db_url import parse
 
@@ -29,23 +28,18 @@ SQLITE_PRAGMAS = {
 }
 
 
-class SqliteWriterDatabase(SqliteDatabase):
-    """SQLite whose transactions take the write lock when they begin.
-
-    In WAL mode a transaction that read first and writes later fails at once
-    with "database is locked" if another connection wrote in between; the
-    busy timeout can't help it. Taking the lock up front makes writers queue.
-    """
-
-    def atomic(self, lock_type: str | None = None) -> _atomic:
-        return super().atomic(lock_type=lock_type or "IMMEDIATE")
-
-
 def open_database(url: str) -> Database:
     """Connect the shared proxy to the database named by url."""
     if url.startswith("sqlite:"):
-        database = SqliteWriterDatabase(
-            parse(url)["database"], pragmas=SQLITE_PRAGMAS, check_same_thread=False
+        # In WAL mode a transaction that reads first and writes later fails at
+        # once ("database is locked") if another connection wrote in between;
+        # the busy timeout can't help. Taking the write lock at BEGIN makes
+        # writers queue instead.
+        database = SqliteDatabase(
+            parse(url)["database"],
+            pragmas=SQLITE_PRAGMAS,
+            check_same_thread=False,
+            lock_type="IMMEDIATE",
         )
     else:
         database = connect(url)

@@ -69,10 +69,11 @@ def enforce_job(app: Flask) -> None:
         enforce_limits()
 
 
-def prune_job(app: Flask) -> None:
-    """Drop usage history past its keep time."""
+def history_job(app: Flask) -> None:
+    """Roll closed hours up into days, then drop history past its keep time."""
     settings = app.extensions["infinity.settings"]
     with app.app_context(), db.connection_context():
+        history.roll_up()
         gone = history.prune(settings.history_hourly_days, settings.history_daily_days)
         if gone:
             log.info("pruned %d old usage buckets", gone)

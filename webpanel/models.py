@@ -152,15 +152,15 @@ class NodeUsage(BaseModel):
 
 
 class Counter(BaseModel):
-    """The last raw value of one Xray traffic counter on one node."""
+    """The last raw values of a user's two Xray traffic counters on one node."""
 
     node = ForeignKeyField(Node, on_delete="CASCADE")
     email = CharField(max_length=64)
-    direction = CharField(max_length=8)
-    last_raw = BigIntegerField(default=0)
+    uplink = BigIntegerField(default=0)
+    downlink = BigIntegerField(default=0)
 
     class Meta:
-        indexes = ((("node", "email", "direction"), True),)
+        indexes = ((("node", "email"), True),)
 
 
 class Removal(BaseModel):

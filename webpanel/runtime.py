@@ -17,8 +17,8 @@ from flask import Flask
 from plugins import load_plugins
 from plugins import stop_plugins
 from webpanel.jobs import enforce_job
+from webpanel.jobs import history_job
 from webpanel.jobs import poll_job
-from webpanel.jobs import prune_job
 from webpanel.jobs import recover_job
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def start_runtime(app: Flask) -> Runtime | None:
         (recover_job, "recover", "restart recovery", settings.recover_seconds, True),
         (poll_job, "poll", "traffic polling", settings.poll_seconds, False),
         (enforce_job, "enforce", "limits and expiry", settings.enforce_seconds, False),
-        (prune_job, "prune", "history pruning", 3600, True),
+        (history_job, "history", "usage roll-up and pruning", 300, True),
     ]
     for func, job_id, name, seconds, at_start in jobs:
         first = {"next_run_time": now} if at_start else {}

@@ -11,7 +11,6 @@ from peewee import fn
 from webpanel.models import STATUSES
 from webpanel.models import Client
 from webpanel.models import Node
-from webpanel.models import UsageDay
 from webpanel.models import UsageHour
 from webpanel.models import utcnow
 
@@ -33,8 +32,8 @@ def server_stats(now: datetime | None = None) -> ServerStats:
     )
     by_status = {status: counts.get(status, 0) for status in STATUSES}
     traffic = (
-        UsageDay.select(fn.COALESCE(fn.SUM(UsageDay.uplink + UsageDay.downlink), 0))
-        .where(UsageDay.day == today)
+        UsageHour.select(fn.COALESCE(fn.SUM(UsageHour.uplink + UsageHour.downlink), 0))
+        .where(UsageHour.hour >= today)
         .scalar()
     )
     return ServerStats(

@@ -13,13 +13,13 @@ import secrets
 from dataclasses import dataclass
 from dataclasses import field
 
+from webpanel.bulk import upsert
 from webpanel.models import IN_XRAY
 from webpanel.models import Client
 from webpanel.models import Counter
 from webpanel.models import Node
 from webpanel.models import Removal
 from webpanel.models import State
-from webpanel.models import chunks
 from webpanel.models import db
 from webpanel.models import utcnow
 from webpanel.nodes import gateway
@@ -169,17 +169,14 @@ def _counters_now() -> dict[Node, dict[str, int]]:
 
 def _seed_counters(counted: dict[Node, dict[str, int]], emails: set[str]) -> None:
     """Take an imported user's traffic so far as already counted, not as new."""
-    rows = []
     for node, stats in counted.items():
-        for email, (up, down) in user_traffic(stats).items():
-            if email in emails:
-                rows += [
-                    (node.id, email, "uplink", up),
-                    (node.id, email, "downlink", down),
-                ]
-    fields = [Counter.node, Counter.email, Counter.direction, Counter.last_raw]
-    for chunk in chunks(rows, 200):
-        Counter.insert_many(chunk, fields=fields).on_conflict_ignore().execute()
+        rows = [
+            (node.id, email, up, down)
+            for email, (up, down) in user_traffic(stats).items()
+            if email in emails
+        ]
+        keys = [Counter.node, Counter.email]
+        upsert(Counter, keys, [Counter.uplink, Counter.downlink], rows)
 
 
 class _ImportPlan:
