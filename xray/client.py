@@ -7,8 +7,8 @@ family of exceptions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -223,28 +223,40 @@ class XrayClient:
         log.debug("added %s to %s", user.email, tag)
 
     def add_users(
-        self, tag: str, users: Iterable[User], *, concurrency: int = 32
+        self, tag: str, users: Iterable[User], *, concurrency: int = 64
     ) -> dict[str, XrayError]:
         """Add many users with at most `concurrency` calls in flight.
 
         Returns the failures by email (AlreadyExists included); an empty
-        dict means every user was added.
+        dict means every user was added. Runs on an asyncio channel of its
+        own: for thousands of calls the blocking API costs twice the CPU.
         """
-        slots = threading.BoundedSemaphore(concurrency)
-        failures: dict[str, XrayError] = {}
-        pending = []
-        for user in users:
-            request = self._add_request(tag, user)
-            slots.acquire()
-            future = self._alter_inbound.future(request, timeout=self.timeout)
-            future.add_done_callback(lambda _f: slots.release())
-            pending.append((user.email, future))
+        requests = [(user.email, self._add_request(tag, user)) for user in users]
+        return asyncio.run(self._add_all(requests, concurrency))
 
-        for email, future in pending:
-            try:
-                future.result()
-            except grpc.RpcError as error:
-                failures[email] = map_rpc_error(error)
+    async def _add_all(
+        self, requests: list[tuple[str, Any]], concurrency: int
+    ) -> dict[str, XrayError]:
+        failures: dict[str, XrayError] = {}
+        slots = asyncio.Semaphore(concurrency)
+        path = f"/{self.prefix}.app.proxyman.command.HandlerService/AlterInbound"
+        async with grpc.aio.insecure_channel(
+            self.address, options=_CHANNEL_OPTIONS
+        ) as channel:
+            alter = channel.unary_unary(
+                path,
+                request_serializer=handler_pb.AlterInboundRequest.SerializeToString,
+                response_deserializer=handler_pb.AlterInboundResponse.FromString,
+            )
+
+            async def one(email: str, request: Any) -> None:
+                async with slots:
+                    try:
+                        await alter(request, timeout=self.timeout)
+                    except grpc.aio.AioRpcError as error:
+                        failures[email] = map_rpc_error(error)
+
+            await asyncio.gather(*(one(email, request) for email, request in requests))
         return failures
 
     def remove_user(self, tag: str, email: str) -> None:

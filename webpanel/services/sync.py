@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Uptime has whole-second resolution and calls take time: allow some slack.
 UPTIME_SLACK_S = 2
-POOL_SIZE = 16
+POOL_SIZE = 64
 
 # Nodes whose outage this process has already logged, so a dead daemon
 # gives one warning, not one per job run.
@@ -245,11 +245,21 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
         # Removals first: removing an email frees its UUID, even when another
         # email has taken that UUID over since.
         removed = sum(pool.map(lambda e: remove(gw, tag, e), sorted(unwanted)))
-        added = sum(pool.map(lambda c: add(gw, tag, xray_user(c, node)), to_add))
+    added = _add_all(gw, tag, [xray_user(c, node) for c in to_add])
     if tombstones:
         done = Removal.email.in_(sorted(tombstones))
         Removal.delete().where(Removal.node == node, done).execute()
     return added, removed
+
+
+def _add_all(gw: XrayClient, tag: str, users: list[User]) -> int:
+    """Add many users over one channel, POOL_SIZE calls in flight; return how
+    many were missing. Any failure but "already exists" stops the resync."""
+    failures = gw.add_users(tag, users, concurrency=POOL_SIZE)
+    for error in failures.values():
+        if not isinstance(error, AlreadyExists):
+            raise error
+    return len(users) - len(failures)
 
 
 def _mark_synced(
