@@ -57,11 +57,21 @@ def poll_node(node: Node, timeout: float = 5.0) -> PollResult:
         mark_out_of_sync(node, error)
         return PollResult(node.name, online=False, error=str(error))
 
-    restarted = restarted_since(node.poll_uptime, node.poll_at, uptime, now)
-    result = PollResult(node.name, online=True, restarted=restarted)
+    result = PollResult(node.name, online=True)
     traffic = user_traffic(raw)
     with db.atomic():
-        _commit(node, traffic, restarted, result)
+        # Read what the last poll committed inside this transaction: another
+        # poll (the CLI's, another process's) may have committed meanwhile.
+        last_uptime, last_at = (
+            Node.select(Node.poll_uptime, Node.poll_at)
+            .where(Node.id == node.id)
+            .tuples()
+            .get()
+        )
+        if last_at is not None and last_at >= now:
+            return result  # a newer reading is in already; this one counts nothing
+        result.restarted = restarted_since(last_uptime, last_at, uptime, now)
+        _commit(node, traffic, result.restarted, result)
         Node.update(poll_uptime=uptime, poll_at=now).where(Node.id == node.id).execute()
     node.poll_uptime, node.poll_at = uptime, now
     return result
