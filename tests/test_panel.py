@@ -279,3 +279,38 @@ def test_it_resets_usage_and_extends_from_the_client_page(
     html = extended.get_data(as_text=True)
     assert "reset by admin:root" in html and "extended by admin:root: +7 days" in html
     assert client.email in simulator.users()
+
+
+def test_it_pages_a_long_client_list_and_keeps_the_query_count_flat(
+    signed_in: FlaskClient,
+):
+    from webpanel.models import db
+
+    rows = [
+        {
+            "name": f"n{i}",
+            "name_key": f"n{i}",
+            "email": f"p{i}",
+            "uuid": f"00000000-0000-4000-8000-{i:012d}",
+            "sub_token": f"s{i}",
+        }
+        for i in range(120)
+    ]
+    Client.insert_many(rows).execute()
+    statements = []
+    original = db.obj.execute_sql
+
+    def counting(sql, *args, **kwargs):
+        statements.append(sql)
+        return original(sql, *args, **kwargs)
+
+    db.obj.execute_sql = counting
+    try:
+        first = signed_in.get("/clients").get_data(as_text=True)
+    finally:
+        db.obj.execute_sql = original
+    last = signed_in.get("/clients?page=3").get_data(as_text=True)
+
+    assert first.count('data-client="') == 50 and last.count('data-client="') == 20
+    assert "page 1 of 3, 120 clients" in first and 'data-client="p0"' in last
+    assert 2 <= len(statements) < 15  # counted, and no query per row

@@ -61,16 +61,33 @@ def index():
 
 @bp.get("/clients")
 def clients():
-    query = request.args.get("q", "").strip()
+    page = _client_page(request.args.get("q", ""), request.args.get("page", "1"))
+    if _htmx() and request.headers.get("HX-Target") == "clients-table":
+        return render_template("_clients_table.html", **page)
+    return render_template("clients.html", form={}, errors={}, **page)
+
+
+PAGE_SIZE = 50
+
+
+def _client_page(query: str, page: str) -> dict:
+    """One page of clients, newest first, optionally filtered by name or key."""
+    query = query.strip()
+    number = int(page) if page.isdigit() and int(page) > 0 else 1
     rows = Client.select().order_by(Client.id.desc())
     if query:
         rows = rows.where(
             Client.name_key.contains(query.casefold()) | (Client.email == query.lower())
         )
-    rows = list(rows)
-    if _htmx() and request.headers.get("HX-Target") == "clients-table":
-        return render_template("_clients_table.html", clients=rows, q=query)
-    return render_template("clients.html", clients=rows, q=query, form={}, errors={})
+    total = rows.count()
+    shown = list(rows.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE))
+    return {
+        "clients": shown,
+        "q": query,
+        "page": number,
+        "total": total,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+    }
 
 
 @bp.post("/clients")
@@ -90,11 +107,10 @@ def create():
             return render_template(
                 "_client_form.html", form=form, errors=error.errors
             ), 422
-        rows = list(Client.select().order_by(Client.id.desc()))
-        page = render_template(
-            "clients.html", clients=rows, q="", form=form, errors=error.errors
-        )
-        return page, 422
+        page = _client_page("", "1")
+        return render_template(
+            "clients.html", form=form, errors=error.errors, **page
+        ), 422
     target = url_for("panel.client", client_id=client.id)
     if _htmx():
         return "", 201, {"HX-Redirect": target}
