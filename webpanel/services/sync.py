@@ -185,7 +185,8 @@ def recover_node(
         log.info("node %s restarted (uptime %ds)", node.name, uptime)
         node_changed.send(node, event="restarted", count=added, seconds=seconds)
     if needed:
-        log.info(
+        quiet = not (added or removed or restarted or came_back)
+        (log.debug if quiet else log.info)(
             "node %s in sync: %d users restored, %d removed in %.2f s",
             node.name,
             added,
