@@ -9,8 +9,9 @@ port=${SIM_PORT:-10085}
 sim=$!
 trap 'kill "$sim" 2>/dev/null || true' EXIT INT TERM
 
-# A database of its own, so demo clients never mix with real ones.
-export DATABASE_URL=sqlite:///instance/demo.db
+# An instance folder of its own, so demo clients never mix with real ones.
+export INFINITY_INSTANCE="$PWD/instance/demo"
+unset DATABASE_URL
 export XRAY_API="127.0.0.1:$port" XRAY_FLAVOR=xray
 export PUBLIC_HOST=${PUBLIC_HOST:-vpn.example.com}
 export REALITY_SNI=${REALITY_SNI:-www.example.com}

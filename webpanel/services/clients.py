@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from peewee import IntegrityError
 
+from webpanel.formatting import human_bytes
 from webpanel.models import Client
 from webpanel.models import State
 from webpanel.models import db
@@ -82,7 +83,7 @@ def create_client(
 
 
 def _limits_text(client: Client) -> str:
-    limit = "unlimited" if client.data_limit is None else f"{client.data_limit} B"
+    limit = "unlimited" if client.data_limit is None else human_bytes(client.data_limit)
     if client.on_hold_days is not None and client.expire_at is None:
         expiry = f"{client.on_hold_days} days from first use"
     elif client.expire_at is not None:
