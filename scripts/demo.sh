@@ -11,7 +11,7 @@ trap 'kill "$sim" 2>/dev/null || true' EXIT INT TERM
 
 # An instance folder of its own, so demo clients never mix with real ones.
 export INFINITY_INSTANCE="$PWD/instance/demo"
-unset DATABASE_URL
+export DATABASE_URL="sqlite:///$PWD/instance/demo/infinity.db"
 export XRAY_API="127.0.0.1:$port" XRAY_FLAVOR=xray
 export PUBLIC_HOST=${PUBLIC_HOST:-vpn.example.com}
 export REALITY_SNI=${REALITY_SNI:-www.example.com}
