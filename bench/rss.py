@@ -151,7 +151,10 @@ def run(
         with pages.open(f"{base}/clients", timeout=60) as page:
             body = page.read()
         rows = body.count(b"data-client=")
-        common.check(rows == CLIENTS, f"the client list shows {rows} rows")
+        common.check(rows == 50, f"the client list shows {rows} rows, not a page of 50")
+        common.check(
+            f"{CLIENTS} clients".encode() in body, "the list doesn't count all"
+        )
     figures["rss_after_list_mb"] = round(vm(worker, "VmRSS"), 1)
     return figures
 

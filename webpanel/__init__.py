@@ -95,10 +95,12 @@ def _configure_logging() -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
     # Third-party loggers that may print request URLs with secrets at DEBUG.
-    for name in ("telebot", "urllib3", "apscheduler"):
+    for name in ("telebot", "urllib3"):
         logging.getLogger(name).setLevel(
             max(logging.INFO, logging.getLogger(name).level)
         )
+    # APScheduler logs every run at INFO; our jobs log what matters themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _register_blueprints(app: Flask) -> None:
