@@ -152,9 +152,7 @@ def run(
             body = page.read()
         rows = body.count(b"data-client=")
         common.check(rows == 50, f"the client list shows {rows} rows, not a page of 50")
-        common.check(
-            f"{CLIENTS} clients".encode() in body, "the list doesn't count all"
-        )
+        common.check(f"{CLIENTS} clients".encode() in body, "no count of all clients")
     figures["rss_after_list_mb"] = round(vm(worker, "VmRSS"), 1)
     return figures
 
