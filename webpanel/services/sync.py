@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 
 # Uptime has whole-second resolution and calls take time: allow some slack.
 UPTIME_SLACK_S = 2
-POOL_SIZE = 64
+POOL_SIZE = 64  # AddUser calls in flight on one asyncio channel
+REMOVE_POOL_SIZE = 8  # removals are few: a small thread pool
 
 # Nodes whose outage this process has already logged, so a dead daemon
 # gives one warning, not one per job run.
@@ -224,7 +225,12 @@ def _canary_missing(gw: XrayClient, node: Node) -> bool:
 def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
     """Make the node hold exactly the users it should; return (added, removed)."""
     belongs = Client.status.in_(IN_XRAY) & on_node(node)
-    wanted = {c.email: c for c in Client.select().where(belongs)}
+    # Plain values, not model objects: thousands of them stay light.
+    rows = Client.select(Client.email, Client.uuid, Client.flow).where(belongs).tuples()
+    wanted = {
+        email: User(email=email, uuid=uuid, flow=flow if node.flow else "")
+        for email, uuid, flow in rows
+    }
     unwanted = {
         email for (email,) in Client.select(Client.email).where(~belongs).tuples()
     }
@@ -242,11 +248,11 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
         to_add = list(wanted.values())
 
     tag = node.inbound_tag
-    with ThreadPoolExecutor(max_workers=POOL_SIZE) as pool:
+    with ThreadPoolExecutor(max_workers=REMOVE_POOL_SIZE) as pool:
         # Removals first: removing an email frees its UUID, even when another
         # email has taken that UUID over since.
         removed = sum(pool.map(lambda e: remove(gw, tag, e), sorted(unwanted)))
-    added = _add_all(gw, tag, [xray_user(c, node) for c in to_add])
+    added = _add_all(gw, tag, to_add)
     if tombstones:
         done = Removal.email.in_(sorted(tombstones))
         Removal.delete().where(Removal.node == node, done).execute()
