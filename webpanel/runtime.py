@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
@@ -72,6 +73,8 @@ def start_runtime(app: Flask) -> Runtime | None:
 
     settings = app.extensions["infinity.settings"]
     scheduler = BackgroundScheduler(
+        # One thread per job at most (max_instances=1): a few threads, not ten.
+        executors={"default": ThreadPoolExecutor(6)},
         timezone=UTC,
         job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 30},
     )

@@ -7,8 +7,6 @@ import binascii
 import ipaddress
 import urllib.parse
 
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
-
 
 def vless_link(
     *,
@@ -63,6 +61,9 @@ def reality_public_key(private_key: str) -> str:
     Accepts the private key with or without padding, as `xray x25519`
     prints it; returns the public key without padding.
     """
+    # Imported here: cryptography costs the panel ~6 MB it needs only now.
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
     try:
         raw = base64.urlsafe_b64decode(private_key + "=" * (-len(private_key) % 4))
     except (binascii.Error, ValueError):
