@@ -94,10 +94,13 @@ class PluginState:
 def _services() -> SimpleNamespace:
     from webpanel.services import accounting
     from webpanel.services import audit
+    from webpanel.services import backup
     from webpanel.services import clients
     from webpanel.services import history
+    from webpanel.services import invites
     from webpanel.services import links
     from webpanel.services import nodes
+    from webpanel.services import stats
     from webpanel.services import sync
 
     return SimpleNamespace(
@@ -108,6 +111,9 @@ def _services() -> SimpleNamespace:
         links=links,
         audit=audit,
         sync=sync,
+        stats=stats,
+        invites=invites,
+        backup=backup,
     )
 
 

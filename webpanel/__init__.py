@@ -104,6 +104,7 @@ def _configure_logging() -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from plugins.telegram_bot.webhook import bp as telegram_webhook
     from webpanel.auth import bp as auth_bp
     from webpanel.nodes_page import bp as nodes_bp
     from webpanel.panel import bp as panel_bp
@@ -113,6 +114,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(panel_bp)
     app.register_blueprint(nodes_bp)
     app.register_blueprint(status_bp)
+    # The bot's webhook: Telegram posts there, with its own secret, no CSRF.
+    csrf.exempt(telegram_webhook)
+    app.register_blueprint(telegram_webhook)
 
 
 @login_manager.user_loader

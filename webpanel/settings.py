@@ -198,7 +198,13 @@ def current_settings() -> Settings:
     return current_app.extensions["infinity.settings"]
 
 
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+SECRET_WORDS = (
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "KEY",
+    "PROXY",
+)  # a proxy URL may hold a login
 
 
 def mask_settings(settings: Mapping[str, str]) -> dict[str, str]:

@@ -164,12 +164,14 @@ def recover_node(
     came_back = not node.online
     try:
         needed = force or restarted or came_back or not node.in_sync
+        canary = 0
         if not needed:
-            needed = _canary_missing(gw, node)
-            restarted = needed
+            needed = restarted = _canary_missing(gw, node)
+            canary = int(needed)  # the canary itself was one of the users restored
         added = removed = 0
         if needed:
             added, removed = _resync(gw, node)
+            added += canary
     except XrayError as error:
         mark_out_of_sync(node, error)
         return RecoverResult(
