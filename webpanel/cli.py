@@ -202,10 +202,10 @@ def register_cli(app: Flask) -> None:
     def client_extend(name: str, days: str) -> None:
         """Add DAYS to a client's expiry (from now, if it has passed)."""
         try:
-            count = client_service.parse_days(days)
+            count = client_service.parse_days(days) or 0
+            client = client_service.extend_client(_find(name), count, actor="cli")
         except ClientError as error:
             raise click.ClickException(str(error)) from None
-        client = client_service.extend_client(_find(name), count or 0, actor="cli")
         expiry = _iso(client.expire_at) or f"{client.on_hold_days} days from first use"
         click.echo(f"{client.name}: {client.status}, expires {expiry}")
 

@@ -221,11 +221,12 @@ def extend(client_id: int):
         days = client_service.parse_days(request.form.get("days"))
         if days is None:
             raise ClientError({"extend": "Say how many days to add."})
+        client_service.extend_client(record, days, actor=_actor())
     except ClientError as error:
+        record = _client_or_404(client_id)
         errors = {"extend": next(iter(error.errors.values()))}
         card = _card(record, errors=errors)
         return card if _htmx() else _page(record, errors=errors), 422
-    client_service.extend_client(record, days, actor=_actor())
     return _after_action(record)
 
 

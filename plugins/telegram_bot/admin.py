@@ -177,7 +177,13 @@ class AdminDesk:
         if not days.isdigit() or int(days) not in EXTEND_DAYS:
             turn.toast(turn.t("stale_button"))
             return
-        client = self.panel.clients.extend_client(client, int(days), actor=turn.actor)
+        try:
+            client = self.panel.clients.extend_client(
+                client, int(days), actor=turn.actor
+            )
+        except self.panel.clients.ClientError as error:
+            turn.toast(next(iter(error.errors.values())))
+            return
         turn.toast(turn.t("done_extended", n=days))
         self.show_card(turn, client, edit=True)
 

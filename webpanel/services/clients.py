@@ -8,6 +8,7 @@ import uuid as uuidlib
 from datetime import datetime
 from datetime import timedelta
 
+from peewee import Field
 from peewee import IntegrityError
 
 from webpanel.formatting import human_bytes
@@ -33,6 +34,8 @@ from webpanel.signals import client_changed
 log = logging.getLogger(__name__)
 
 DUPLICATE = "A client with this name already exists."
+MAX_HOLD_DAYS = 36_500
+LATEST_EXPIRY = datetime(9000, 1, 1)
 
 
 def create_client(
@@ -125,48 +128,52 @@ def edit_client(
     name = clean_name(name)
     client.name, client.name_key = name, name_key(name)
     client.data_limit, client.expire_at = data_limit, expire_at
-    if expire_at is not None:
-        client.on_hold_days = None  # a set date ends "on hold"
+    changed = [Client.name, Client.name_key, Client.data_limit, Client.expire_at]
+    if expire_at is not None or client.last_traffic_at is not None:
+        client.on_hold_days = None  # a set date, or traffic seen, ends "on hold"
+        changed.append(Client.on_hold_days)
     if reset_strategy is not None and reset_strategy != client.reset_strategy:
         client.reset_strategy = reset_strategy
-        now = utcnow()
         client.next_reset_at = lifecycle.next_reset(
-            reset_strategy, client.created_at, now
+            reset_strategy, client.created_at, utcnow()
         )
-    return _change(
-        client, "edited", actor, detail=_limits_text(client), check_name=True
-    )
+        changed += [Client.reset_strategy, Client.next_reset_at]
+    detail = _limits_text(client)
+    return _change(client, "edited", actor, changed, detail=detail, check_name=True)
 
 
 def enable_client(client: Client, *, actor: str = "system") -> Client:
     if client.status != "disabled":
         return client
-    client.status = "active"  # _change settles limited, expired or on hold
-    return _change(client, "enabled", actor)
+    return _change(client, "enabled", actor, [])
 
 
 def disable_client(client: Client, *, actor: str = "system") -> Client:
     if client.status == "disabled":
         return client
-    client.status = "disabled"
-    return _change(client, "disabled", actor)
+    return _change(client, "disabled", actor, [])
 
 
 def reset_usage(client: Client, *, actor: str = "system") -> Client:
     """Zero the period's usage; a limited client comes back, a disabled one stays."""
     client.uplink = client.downlink = 0
-    return _change(client, "reset", actor)
+    return _change(client, "reset", actor, [Client.uplink, Client.downlink])
 
 
 def extend_client(client: Client, days: int, *, actor: str = "system") -> Client:
     """Add days to the expiry, counted from now if it has passed."""
     now = utcnow()
     if client.on_hold_days is not None and client.expire_at is None:
+        if client.on_hold_days + days > MAX_HOLD_DAYS:
+            raise ClientError({"extend": f"On hold for at most {MAX_HOLD_DAYS} days."})
         client.on_hold_days += days
     else:
         start = max(client.expire_at or now, now)
+        if start + timedelta(days=days) > LATEST_EXPIRY:
+            raise ClientError({"extend": "The expiry would pass the year 9000."})
         client.expire_at = start + timedelta(days=days)
-    return _change(client, "extended", actor, detail=f"+{days} days")
+    changed = [Client.expire_at, Client.on_hold_days]
+    return _change(client, "extended", actor, changed, detail=f"+{days} days")
 
 
 def delete_client(client: Client, *, actor: str = "system") -> None:
@@ -182,24 +189,38 @@ def _change(
     client: Client,
     event: str,
     actor: str,
+    changed: list[Field],
     *,
     detail: str = "",
     check_name: bool = False,
 ) -> Client:
-    """Save a change with its audit entry, then bring Xray in line."""
-    old = Client.select(Client.status).where(Client.id == client.id).scalar()
+    """Save one action with its audit entry, then bring Xray in line.
+
+    Only the fields the action changed are written, onto the row as it is
+    now: a poll or another admin may have changed the rest since the
+    caller loaded it (usage above all, which only polls and resets write).
+    """
     now = utcnow()
-    if client.status != "disabled":
-        client.status = status_for(client, now)
-    client.updated_at = now
     try:
         with db.atomic():
             if check_name:
                 _check_name_free(client.name, exclude_id=client.id)
-            client.save()
-            audit.record(client, event, actor, detail or _status_text(old, client))
+            fresh = Client.get_by_id(client.id)
+            old = fresh.status
+            for field in changed:
+                setattr(fresh, field.name, getattr(client, field.name))
+            if event == "disabled":
+                fresh.status = "disabled"
+            elif event == "enabled" or fresh.status != "disabled":
+                fresh.status = status_for(fresh, now)
+            fresh.updated_at = now
+            fresh.save(only=[*changed, Client.status, Client.updated_at])
+            audit.record(fresh, event, actor, detail or _status_text(old, fresh))
     except IntegrityError:
         raise ClientError({"name": DUPLICATE}) from None
+    except Client.DoesNotExist:
+        raise ClientError({"name": "This client was deleted meanwhile."}) from None
+    client.__data__.update(fresh.__data__)
     log.info("client %s %s by %s (now %s)", client.email, event, actor, client.status)
     sync.apply_client(client, current_settings().xray_timeout)
     client_changed.send(client, event=event, actor=actor, old_status=old)
@@ -242,12 +263,12 @@ def regenerate_uuid(client: Client, *, actor: str = "system") -> Client:
     """A new UUID: the old link stops working for new connections."""
     client.uuid = str(uuidlib.uuid4())
     with db.atomic():
-        client.updated_at = utcnow()
-        client.save()
+        Client.update(uuid=client.uuid, updated_at=utcnow()).where(
+            Client.id == client.id
+        ).execute()
         audit.record(client, "new_uuid", actor)
     # Xray keys users by email: the old entry must go before the new one.
-    sync.forget_client(client.email, current_settings().xray_timeout)
-    sync.apply_client(client, current_settings().xray_timeout)
+    sync.replace_client(client, current_settings().xray_timeout)
     client_changed.send(client, event="new_uuid", actor=actor, old_status=client.status)
     return client
 
@@ -256,7 +277,8 @@ def revoke_sub_token(client: Client, *, actor: str = "system") -> Client:
     """A new subscription token; the old subscription URL stops working."""
     client.sub_token = secrets.token_urlsafe(24)
     with db.atomic():
-        client.updated_at = utcnow()
-        client.save()
+        Client.update(sub_token=client.sub_token, updated_at=utcnow()).where(
+            Client.id == client.id
+        ).execute()
         audit.record(client, "new_sub_token", actor)
     return client

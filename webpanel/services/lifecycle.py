@@ -107,6 +107,7 @@ def _start_on_hold(now: datetime) -> list[Change]:
     for client in started:
         first = min(client.last_traffic_at, now)
         client.expire_at = first + timedelta(days=client.on_hold_days or 0)
+        client.on_hold_days = None  # started: an edit can't put it back on hold
         client.status = "active"
         changes.append(Change(client, "activated", "on_hold"))
     return changes

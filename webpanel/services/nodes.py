@@ -111,7 +111,7 @@ def set_client_nodes(
     with db.atomic():
         ClientNode.delete().where(ClientNode.client == client.id).execute()
         client.all_nodes = nodes is None
-        client.save()
+        client.save(only=[Client.all_nodes])
         for node in nodes or []:
             ClientNode.create(client=client, node=node)
         names = "all" if nodes is None else ", ".join(n.name for n in nodes)

@@ -8,10 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from peewee import Expression
+
 from webpanel.models import IN_XRAY
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.models import Removal
+from webpanel.models import chunks
 from webpanel.models import db
 from webpanel.models import utcnow
 from webpanel.nodes import gateway
@@ -134,6 +137,31 @@ def apply_client(client: Client, timeout: float = 5.0) -> bool:
     return ok
 
 
+def replace_client(client: Client, timeout: float = 5.0) -> bool:
+    """Remove, then add again: how a node learns a client's new UUID.
+
+    If a node fails, the client stays pending, and recovery replaces it
+    (it removes pending clients before adding them back).
+    """
+    ok = True
+    chosen = {node.id for node in nodes_of(client)}
+    for node in Node.select():
+        if not node.online and node.last_error:
+            ok = False
+            continue
+        gw = gateway(node, timeout)
+        try:
+            remove(gw, node.inbound_tag, client.email)
+            if client.in_xray and node.id in chosen:
+                add(gw, node.inbound_tag, xray_user(client, node))
+        except XrayError as error:
+            mark_out_of_sync(node, error)
+            ok = False
+    Client.update(pending=not ok).where(Client.id == client.id).execute()
+    client.pending = not ok
+    return ok
+
+
 def forget_client(email: str, timeout: float = 5.0) -> bool:
     """Remove a deleted client's email everywhere, or leave a tombstone."""
     ok = True
@@ -227,27 +255,36 @@ def _canary_missing(gw: XrayClient, node: Node) -> bool:
 def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
     """Make the node hold exactly the users it should; return (added, removed)."""
     belongs = Client.status.in_(IN_XRAY) & on_node(node)
-    # Plain values, not model objects: thousands of them stay light.
-    rows = Client.select(Client.email, Client.uuid, Client.flow).where(belongs).tuples()
-    wanted = {
-        email: User(email=email, uuid=uuid, flow=flow if node.flow else "")
-        for email, uuid, flow in rows
-    }
+    wanted = _wanted(node, belongs)
     unwanted = {
         email for (email,) in Client.select(Client.email).where(~belongs).tuples()
     }
     tombstones = {r.email for r in Removal.select().where(Removal.node == node)}
-    unwanted |= tombstones
+    unwanted |= tombstones - set(wanted)
 
     try:
-        present = {u.email.lower() for u in gw.list_users(node.inbound_tag)}
+        present = {u.email.lower(): u for u in gw.list_users(node.inbound_tag)}
     except Unsupported:
-        present = None  # can't list: re-add everyone, remove everyone unwanted
+        present = None
     if present is not None:
         unwanted = {e for e in unwanted if e.lower() in present}
-        to_add = [c for e, c in wanted.items() if e.lower() not in present]
+        # Held with an old UUID or flow (a new link made while the node was
+        # down): take it out and put it back as it is now.
+        stale = {
+            e
+            for e, user in wanted.items()
+            if e.lower() in present and _differs(present[e.lower()], user)
+        }
+        to_add = [
+            u for e, u in wanted.items() if e.lower() not in present or e in stale
+        ]
+        unwanted |= stale
     else:
+        # Can't list: add everyone back; a client whose change never reached
+        # this node may be held as it was, so take it out first.
         to_add = list(wanted.values())
+        pending = Client.select(Client.email).where(belongs & Client.pending).tuples()
+        unwanted |= {email for (email,) in pending}
 
     tag = node.inbound_tag
     with ThreadPoolExecutor(max_workers=REMOVE_POOL_SIZE) as pool:
@@ -255,10 +292,36 @@ def _resync(gw: XrayClient, node: Node) -> tuple[int, int]:
         # email has taken that UUID over since.
         removed = sum(pool.map(lambda e: remove(gw, tag, e), sorted(unwanted)))
     added = _add_all(gw, tag, to_add)
+    # An admin may have disabled or moved one of them while we were adding.
+    removed += _take_back(gw, node, [u.email for u in to_add])
     if tombstones:
         done = Removal.email.in_(sorted(tombstones))
         Removal.delete().where(Removal.node == node, done).execute()
     return added, removed
+
+
+def _wanted(node: Node, belongs: Expression) -> dict[str, User]:
+    # Plain values, not model objects: thousands of them stay light.
+    rows = Client.select(Client.email, Client.uuid, Client.flow).where(belongs).tuples()
+    return {
+        email: User(email=email, uuid=uuid, flow=flow if node.flow else "")
+        for email, uuid, flow in rows
+    }
+
+
+def _differs(held: User, wanted: User) -> bool:
+    return held.uuid.lower() != wanted.uuid.lower() or held.flow != wanted.flow
+
+
+def _take_back(gw: XrayClient, node: Node, emails: list[str]) -> int:
+    """Remove the just-added users that no longer belong on the node."""
+    belongs = Client.status.in_(IN_XRAY) & on_node(node)
+    still = set()
+    for chunk in chunks(emails, 900):
+        query = Client.select(Client.email).where(belongs & Client.email.in_(chunk))
+        still.update(email for (email,) in query.tuples())
+    gone = [email for email in emails if email not in still]
+    return sum(remove(gw, node.inbound_tag, email) for email in gone)
 
 
 def _add_all(gw: XrayClient, tag: str, users: list[User]) -> int:
