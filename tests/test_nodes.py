@@ -247,3 +247,17 @@ def test_it_chooses_a_clients_nodes_in_the_edit_form(
     assert client.email not in simulator.users() and client.email in second.users()
     assert none.status_code == 422
     assert "Choose at least one node" in none.get_data(as_text=True)
+
+
+def test_it_counts_nothing_twice_when_a_node_is_removed_and_added_again(
+    edge: Node, second: Simulator
+):
+    client = service.create_client("regular")
+    second.push_traffic(client.email, downlink=1000)
+    accounting.poll_node(edge)
+
+    node_service.remove_node(edge)
+    again = node_service.add_node("edge", second.address)
+    accounting.poll_node(again)
+
+    assert Client.get_by_id(client.id).used_total == 1000

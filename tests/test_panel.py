@@ -314,3 +314,56 @@ def test_it_pages_a_long_client_list_and_keeps_the_query_count_flat(
     assert first.count('data-client="') == 50 and last.count('data-client="') == 20
     assert "page 1 of 3, 120 clients" in first and 'data-client="p0"' in last
     assert 2 <= len(statements) < 15  # counted, and no query per row
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example", "/\t/evil.example", "/\\evil.example", "https://e.x/"]
+)
+def test_it_never_redirects_away_after_sign_in(client: FlaskClient, admin, target: str):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+
+    response = client.post(
+        "/login",
+        query_string={"next": target},
+        data={"username": "root", "password": PASSWORD, "csrf_token": token},
+    )
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/clients"
+
+
+def test_it_follows_a_local_next_after_sign_in(client: FlaskClient, admin):
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+
+    response = client.post(
+        "/login",
+        query_string={"next": "/nodes"},
+        data={"username": "root", "password": PASSWORD, "csrf_token": token},
+    )
+
+    assert response.headers["Location"] == "/nodes"
+
+
+@pytest.mark.parametrize(
+    "url", ["/setup/é", "/clients?page=²", "/clients?page=-1", "/clients/0"]
+)
+def test_it_answers_odd_addresses_without_a_server_error(signed_in: FlaskClient, url):
+    assert signed_in.get(url).status_code < 500
+
+
+def test_it_refuses_odd_digits_in_forms(signed_in: FlaskClient):
+    client = service.create_client("odd")
+
+    days = htmx_post(signed_in, "/clients", {"name": "x", "days": "²"})
+    extend = htmx_post(signed_in, f"/clients/{client.id}/extend", {"days": "²"})
+    tiny = htmx_post(signed_in, "/clients", {"name": "y", "limit_gb": "0.0000000001"})
+    far = htmx_post(signed_in, f"/clients/{client.id}/extend", {"days": "36500"})
+    farther = [
+        htmx_post(signed_in, f"/clients/{client.id}/extend", {"days": "36500"})
+        for _ in range(70)
+    ][-1]
+
+    assert days.status_code == extend.status_code == tiny.status_code == 422
+    assert far.status_code == 200
+    assert farther.status_code == 422
+    assert "year 9000" in farther.get_data(as_text=True)

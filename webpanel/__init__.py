@@ -121,7 +121,7 @@ def _register_blueprints(app: Flask) -> None:
 
 @login_manager.user_loader
 def _load_admin(admin_id: str) -> Admin | None:
-    if not admin_id.isdigit():
+    if not (admin_id.isascii() and admin_id.isdigit()):
         return None
     return Admin.get_or_none(Admin.id == int(admin_id))
 

@@ -6,6 +6,7 @@ import hmac
 import logging
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import abort
@@ -103,8 +104,20 @@ def login():
 
 
 def _safe_next(target: str | None) -> str:
-    """Only follow a local path, never another site."""
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Only follow a local path, never another site.
+
+    Browsers drop tabs and newlines inside URLs and read a backslash as a
+    slash, so `/\t/evil` or `/\\evil` would lead away: refuse any of those.
+    """
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and target.isprintable()
+        and " " not in target
+        and "\\" not in target
+        and not urlsplit(target).netloc
+    ):
         return target
     return url_for("panel.clients")
 
@@ -119,7 +132,7 @@ def logout():
 @bp.route("/setup/<token>", methods=["GET", "POST"])
 def setup(token: str):
     expected = setup_token()
-    if expected is None or not hmac.compare_digest(token, expected):
+    if expected is None or not hmac.compare_digest(token.encode(), expected.encode()):
         abort(404)
     error = None
     username = request.form.get("username", "admin")

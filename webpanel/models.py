@@ -152,15 +152,20 @@ class NodeUsage(BaseModel):
 
 
 class Counter(BaseModel):
-    """The last raw values of a user's two Xray traffic counters on one node."""
+    """The last raw values of a user's two traffic counters in one daemon.
 
-    node = ForeignKeyField(Node, on_delete="CASCADE")
+    Keyed by the daemon's API address, not the node row: a node removed and
+    added again finds the daemon's counters where it left them, instead of
+    counting their whole totals a second time.
+    """
+
+    address = CharField(max_length=255)
     email = CharField(max_length=64)
     uplink = BigIntegerField(default=0)
     downlink = BigIntegerField(default=0)
 
     class Meta:
-        indexes = ((("node", "email"), True),)
+        indexes = ((("address", "email"), True),)
 
 
 class Removal(BaseModel):

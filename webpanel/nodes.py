@@ -8,7 +8,6 @@ from peewee import Expression
 
 from webpanel.models import Client
 from webpanel.models import ClientNode
-from webpanel.models import Counter
 from webpanel.models import Node
 from webpanel.settings import FLAVORS
 from webpanel.settings import Settings
@@ -68,8 +67,7 @@ def reset_node_state(node: Node) -> None:
     """A new address or tag: a daemon that holds none of our users yet."""
     node.in_sync = False
     node.seen_uptime = node.poll_uptime = None
-    # The old daemon's counters mean nothing on the new one.
-    Counter.delete().where(Counter.node == node).execute()
+    # Counters are kept per address: the new one's are its own.
 
 
 def nodes_of(client: Client) -> list[Node]:

@@ -51,7 +51,7 @@ def index():
 def add():
     form = {field: request.form.get(field, "") for field in FIELDS}
     port = form["public_port"].strip() or "8443"
-    if not port.isdigit():
+    if not (port.isascii() and port.isdigit()):
         return _page(form, {"public_port": "Public port must be 1-65535."}, 422)
     try:
         node_service.add_node(

@@ -73,7 +73,7 @@ PAGE_SIZE = 50
 def _client_page(query: str, page: str) -> dict:
     """One page of clients, newest first, optionally filtered by name or key."""
     query = query.strip()
-    number = int(page) if page.isdigit() and int(page) > 0 else 1
+    number = int(page) if page.isascii() and page.isdigit() and int(page) > 0 else 1
     rows = Client.select().order_by(Client.id.desc())
     if query:
         rows = rows.where(

@@ -118,14 +118,19 @@ class _Reader:
         raw = self.text(name)
         if not raw:
             return default
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
             raise SettingsError(f"{name} must be a port number 1-65535, got {raw!r}")
         return int(raw)
 
     def address(self, name: str, default: str) -> str:
         raw = self.text(name, default) or default
         host, sep, port = raw.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if (
+            not sep
+            or not host
+            or not (port.isascii() and port.isdigit())
+            or not 1 <= int(port) <= 65535
+        ):
             raise SettingsError(f"{name} must look like HOST:PORT, got {raw!r}")
         return raw
 

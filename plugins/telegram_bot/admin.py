@@ -134,7 +134,7 @@ class AdminDesk:
             "del": self._press_del,
         }
         press = presses.get(action)
-        if press is None or not client_id.isdigit():
+        if press is None or not (client_id.isascii() and client_id.isdigit()):
             turn.toast(turn.t("stale_button"))
             return
         client = Client.get_or_none(Client.id == int(client_id))
@@ -174,7 +174,7 @@ class AdminDesk:
                 extend_keys(client.id, turn.lang),
             )
             return
-        if not days.isdigit() or int(days) not in EXTEND_DAYS:
+        if not (days.isascii() and days.isdigit()) or int(days) not in EXTEND_DAYS:
             turn.toast(turn.t("stale_button"))
             return
         try:

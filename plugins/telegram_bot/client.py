@@ -112,7 +112,11 @@ class ClientDesk:
         """m:link:ID or m:usage:ID, for a client bound to this chat only."""
         action, client_id = (parts + ["", ""])[:2]
         mine = {client.id: client for client in self.clients(turn)}
-        client = mine.get(int(client_id)) if client_id.isdigit() else None
+        client = (
+            mine.get(int(client_id))
+            if client_id.isascii() and client_id.isdigit()
+            else None
+        )
         if client is None or action not in ("link", "usage"):
             turn.toast(turn.t("stale_button"))
             return

@@ -85,7 +85,7 @@ def _admin_ids(raw: str) -> frozenset[int]:
         part = part.strip()
         if not part:
             continue
-        if not part.lstrip("-").isdigit():
+        if not (part.isascii() and part.lstrip("-").isdigit()):
             raise ConfigError(
                 f"TELEGRAM_ADMIN_IDS must be numeric Telegram user ids, got {part!r}"
             )

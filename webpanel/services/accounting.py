@@ -83,13 +83,15 @@ def _commit(
     """Write deltas and new raw values in the caller's transaction."""
     if restarted:
         # Counters the new daemon hasn't recreated yet start again from 0.
-        Counter.update(uplink=0, downlink=0).where(Counter.node == node).execute()
+        Counter.update(uplink=0, downlink=0).where(
+            Counter.address == node.api_address
+        ).execute()
     # Plain SQL for the two reads: the ORM's per-row work would be most of a
     # 10,000-client poll.
     rows = db.execute_sql(
         f'SELECT email, uplink, downlink FROM "{Counter._meta.table_name}" '
-        f"WHERE node_id = {db.param}",
-        (node.id,),
+        f"WHERE address = {db.param}",
+        (node.api_address,),
     )
     last = {email: (up, down) for email, up, down in rows}
     ids = _client_ids(traffic)
@@ -100,7 +102,7 @@ def _commit(
         before = last.get(email)
         if raw == before:
             continue
-        counters.append((node.id, email, *raw))
+        counters.append((node.api_address, email, *raw))
         up = counter_delta(raw[0], before[0] if before else 0, restarted)
         down = counter_delta(raw[1], before[1] if before else 0, restarted)
         if email not in ids:
@@ -112,7 +114,7 @@ def _commit(
 
     upsert(
         Counter,
-        [Counter.node, Counter.email],
+        [Counter.address, Counter.email],
         [Counter.uplink, Counter.downlink],
         counters,
     )

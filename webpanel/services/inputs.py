@@ -13,6 +13,7 @@ from datetime import tzinfo
 from webpanel.models import RESET_STRATEGIES
 
 GB = 1024**3
+MIN_LIMIT = 1024**2
 MAX_LIMIT_GB = 1_000_000
 MAX_DAYS = 36_500
 NAME_MAX = 64
@@ -53,6 +54,8 @@ def parse_limit_gb(raw: str | float | None) -> int | None:
     if not 0 < gb <= MAX_LIMIT_GB:  # also false for nan
         message = f"Data limit must be more than 0 and at most {MAX_LIMIT_GB} GB."
         raise ClientError({"limit_gb": message})
+    if gb * GB < MIN_LIMIT:
+        raise ClientError({"limit_gb": "Data limit must be at least 0.001 GB (1 MB)."})
     return int(gb * GB)
 
 
@@ -76,7 +79,7 @@ def parse_days(raw: str | int | None) -> int | None:
     text = str(raw).strip() if raw is not None else ""
     if not text:
         return None
-    if not text.isdigit() or not 1 <= int(text) <= MAX_DAYS:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_DAYS:
         raise ClientError(
             {"days": f"Days must be a whole number from 1 to {MAX_DAYS}."}
         )

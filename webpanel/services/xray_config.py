@@ -171,11 +171,11 @@ def _seed_counters(counted: dict[Node, dict[str, int]], emails: set[str]) -> Non
     """Take an imported user's traffic so far as already counted, not as new."""
     for node, stats in counted.items():
         rows = [
-            (node.id, email, up, down)
+            (node.api_address, email, up, down)
             for email, (up, down) in user_traffic(stats).items()
             if email in emails
         ]
-        keys = [Counter.node, Counter.email]
+        keys = [Counter.address, Counter.email]
         upsert(Counter, keys, [Counter.uplink, Counter.downlink], rows)
 
 
