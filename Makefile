@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FLASK := $(PY) -m flask --app wsgi
 SIM_PORT ?= 10085
 
-.PHONY: run demo test lint admin protos setup setup-test clean bench
+.PHONY: run demo test lint admin demo-admin protos setup setup-test clean bench
 
 setup:
 	@scripts/bootstrap.sh run
@@ -37,6 +37,12 @@ admin: setup
 ## Benchmarks (poll, restore, enforce, memory); figures in bench/README.md.
 bench: setup-test
 	$(PY) bench/run_all.py
+
+## Make an admin of the demo's own database: make demo-admin NAME=you
+demo-admin: setup
+	INFINITY_INSTANCE=$(CURDIR)/instance/demo \
+	DATABASE_URL=sqlite:///$(CURDIR)/instance/demo/infinity.db \
+	$(FLASK) create-admin $(NAME)
 
 ## Regenerate the gRPC stubs from xray/protos/*.proto.
 protos: setup-test

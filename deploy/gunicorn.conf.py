@@ -11,6 +11,14 @@ from dotenv import dotenv_values
 
 _env = {**dotenv_values(Path(__file__).resolve().parent.parent / ".env"), **os.environ}
 
+try:
+    from webpanel.settings import SettingsError
+    from webpanel.settings import load_settings
+
+    load_settings({k: v for k, v in _env.items() if v is not None})
+except SettingsError as error:
+    raise SystemExit(f"infinity: {error}") from None
+
 bind = f"{_env.get('PANEL_HOST') or '127.0.0.1'}:{_env.get('PANEL_PORT') or '8000'}"
 workers = int(_env.get("GUNICORN_WORKERS") or "1")
 threads = int(_env.get("GUNICORN_THREADS") or "8")

@@ -14,6 +14,7 @@ from flask import Flask
 from webpanel.auth import AdminError
 from webpanel.auth import create_admin
 from webpanel.auth import setup_token
+from webpanel.formatting import human_bytes
 from webpanel.models import Client
 from webpanel.models import db
 from webpanel.node_cli import register_node_cli
@@ -73,10 +74,10 @@ def _find(name: str) -> Client:
 
 
 def _client_line(c: Client) -> str:
-    limit = "unlimited" if c.data_limit is None else f"{c.data_limit} B"
+    limit = "unlimited" if c.data_limit is None else human_bytes(c.data_limit)
     expiry = c.expire_at.isoformat(timespec="minutes") if c.expire_at else "never"
     pending = " (pending)" if c.pending else ""
-    fields = [c.name, c.email, c.status + pending, f"used {c.used} B"]
+    fields = [c.name, c.email, c.status + pending, f"used {human_bytes(c.used)}"]
     return "\t".join([*fields, f"limit {limit}", f"expires {expiry}"])
 
 
@@ -307,6 +308,7 @@ def announce_setup(app: Flask) -> None:
             click.echo(
                 "\n  No admin yet. Make the first one at:\n"
                 f"    http://{_panel_address()}/setup/{token}\n"
-                "  or run: make admin NAME=you\n",
+                "  or run: make admin NAME=you\n"
+                "  (for `make demo`: make demo-admin NAME=you)\n",
                 err=True,
             )

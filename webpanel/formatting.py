@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from datetime import tzinfo
 
 from flask import Flask
 
@@ -25,6 +26,14 @@ def human_bytes(value: int | None) -> str:
     return f"{size / 1024:.2f} {UNITS[-1]}"
 
 
+def last_day(value: datetime | None, tz: tzinfo) -> str:
+    """The date a form shows for an expiry: the last day it still works."""
+    if value is None:
+        return ""
+    local = value.replace(tzinfo=UTC).astimezone(tz)
+    return (local - timedelta(microseconds=1)).date().isoformat()
+
+
 def register_filters(app: Flask) -> None:
     settings = app.extensions["infinity.settings"]
 
@@ -41,11 +50,7 @@ def register_filters(app: Flask) -> None:
 
     @app.template_filter("last_day")
     def _last_day(value: datetime | None) -> str:
-        """The date a form shows for an expiry: the last day it still works."""
-        if value is None:
-            return ""
-        local = value.replace(tzinfo=UTC).astimezone(settings.tz)
-        return (local - timedelta(microseconds=1)).date().isoformat()
+        return last_day(value, settings.tz)
 
     @app.template_filter("local")
     def _local(value: datetime | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import datetime
 
 import segno
 from flask import Blueprint
@@ -17,6 +18,7 @@ from flask_login import current_user
 from flask_login import login_required
 
 from webpanel.charts import bar_chart
+from webpanel.formatting import last_day
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.nodes import nodes_of
@@ -146,9 +148,7 @@ def edit(client_id: int):
             record,
             name=form.get("name", ""),
             data_limit=client_service.parse_limit_gb(form.get("limit_gb")),
-            expire_at=client_service.parse_expiry_date(
-                form.get("expire_on"), current_settings().tz
-            ),
+            expire_at=_expiry_from_form(record, form.get("expire_on")),
             reset_strategy=client_service.parse_reset_strategy(form.get("reset")),
             actor=_actor(),
         )
@@ -159,6 +159,14 @@ def edit(client_id: int):
         card = _card(record, form=form, errors=error.errors)
         return card if _htmx() else _page(record, form, error.errors), 422
     return _after_action(record)
+
+
+def _expiry_from_form(record: Client, text: str | None) -> datetime | None:
+    """The form shows a day; an unchanged day keeps the exact expiry it stands for."""
+    tz = current_settings().tz
+    if (text or "").strip() == last_day(record.expire_at, tz):
+        return record.expire_at
+    return client_service.parse_expiry_date(text, tz)
 
 
 NO_CHANGE = object()

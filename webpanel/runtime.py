@@ -97,9 +97,11 @@ def start_runtime(app: Flask) -> Runtime | None:
     app.extensions["infinity.runtime"] = runtime
     atexit.register(runtime.stop)
     log.info(
-        "jobs started in pid %d: poll every %d s, recovery every %d s",
+        "jobs started in pid %d: poll every %d s, recovery every %d s, "
+        "limits and expiry every %d s",
         os.getpid(),
         settings.poll_seconds,
         settings.recover_seconds,
+        settings.enforce_seconds,
     )
     return runtime

@@ -126,6 +126,7 @@ def edit_client(
     object passed in may hold the refused values: load it again.
     """
     name = clean_name(name)
+    renamed = f"renamed from {client.name}; " if name != client.name else ""
     client.name, client.name_key = name, name_key(name)
     client.data_limit, client.expire_at = data_limit, expire_at
     changed = [Client.name, Client.name_key, Client.data_limit, Client.expire_at]
@@ -138,7 +139,7 @@ def edit_client(
             reset_strategy, client.created_at, utcnow()
         )
         changed += [Client.reset_strategy, Client.next_reset_at]
-    detail = _limits_text(client)
+    detail = renamed + _limits_text(client)
     return _change(client, "edited", actor, changed, detail=detail, check_name=True)
 
 
@@ -215,7 +216,9 @@ def _change(
                 fresh.status = status_for(fresh, now)
             fresh.updated_at = now
             fresh.save(only=[*changed, Client.status, Client.updated_at])
-            audit.record(fresh, event, actor, detail or _status_text(old, fresh))
+            if old != fresh.status:
+                detail = "; ".join(filter(None, [detail, _status_text(old, fresh)]))
+            audit.record(fresh, event, actor, detail or fresh.status)
     except IntegrityError:
         raise ClientError({"name": DUPLICATE}) from None
     except Client.DoesNotExist:
