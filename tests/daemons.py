@@ -444,19 +444,26 @@ class ContentServer:
 # Fixtures
 
 
-def _require_v2ray() -> None:
-    """Skip on a developer's machine without v2ray; in CI it must be there."""
-    if shutil.which(V2RAY_BIN) is None:
-        message = f"{V2RAY_BIN} is not installed (make test installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+def require(present: bool, message: str) -> None:
+    """Skip on a developer's machine that lacks a part; in CI it must be there."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_v2ray() -> None:
+    require(
+        shutil.which(V2RAY_BIN) is not None,
+        f"{V2RAY_BIN} is not installed (make test installs it)",
+    )
 
 
 @pytest.fixture
 def v2ray_server(tmp_path: Path) -> Iterator[V2RayServer]:
     """A running v2ray node with an empty `vless-in` inbound."""
-    _require_v2ray()
+    require_v2ray()
     server = V2RayServer(tmp_path / "v2ray-server")
     server.start()
     yield server

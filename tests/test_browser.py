@@ -24,6 +24,7 @@ from playwright.sync_api import expect
 from playwright.sync_api import sync_playwright
 from werkzeug.serving import make_server
 
+from tests.daemons import require
 from webpanel.auth import create_admin
 from webpanel.models import Client
 from webpanel.models import db
@@ -47,9 +48,10 @@ ADMIN = "admin"
 PASSWORD = "correct horse battery"
 NAME = "Алиса 🦊"
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"
-)
+
+@pytest.fixture(autouse=True)
+def _chromium_needed() -> None:
+    require(CHROMIUM.exists(), f"{CHROMIUM} is not installed (make test installs it)")
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from tests.daemons import ContentServer
 from tests.daemons import FetchFailed
 from tests.daemons import V2RayProxyClient
 from tests.daemons import V2RayServer
+from tests.daemons import require_v2ray
 from tests.daemons import when_online
 from webpanel.models import Client
 from webpanel.models import Node
@@ -441,8 +441,7 @@ class ConfigFileServer(V2RayServer):
 @pytest.fixture
 def v2ray_server(tmp_path: Path) -> Iterator[ConfigFileServer]:
     """Replaces tests.daemons' fixture: not started, so the test writes first."""
-    if shutil.which(V2RAY_BIN) is None:
-        pytest.skip(f"{V2RAY_BIN} is not installed (make test installs it)")
+    require_v2ray()
     server = ConfigFileServer(tmp_path / "v2ray-server")
     yield server
     server.kill()
