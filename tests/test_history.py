@@ -97,6 +97,7 @@ def test_it_draws_bars_scaled_to_the_busiest_slot():
     assert [bar.height for bar in chart.bars] == [0.0, 60.0, 120.0]
     assert chart.total == 150 and chart.peak == 100
     assert chart.bars[2].title == "02:00: 100 B"
+    assert (chart.first, chart.last) == ("00:00", "02:00")
 
 
 def test_it_shows_the_usage_chart_on_the_client_page(

@@ -28,6 +28,8 @@ class Chart:
     bars: list[Bar]
     total: int
     peak: int
+    first: str = ""  # the first slot's label, under the left end
+    last: str = ""  # the last slot's label, under the right end
     width: int = WIDTH
     height: int = HEIGHT
 
@@ -51,7 +53,12 @@ def bar_chart(
                 title=f"{_local(moment, tz).strftime(label)}: {human_bytes(total)}",
             )
         )
-    return Chart(bars=bars, total=sum(totals), peak=peak)
+    ends = (
+        [_local(series[i][0], tz).strftime(label) for i in (0, -1)]
+        if series
+        else ["", ""]
+    )
+    return Chart(bars=bars, total=sum(totals), peak=peak, first=ends[0], last=ends[1])
 
 
 def _local(moment: datetime, tz: tzinfo) -> datetime:
