@@ -55,6 +55,7 @@ def test_it_maps_the_v2ray_flavor_to_its_proto_prefix(tmp_path: Path):
         ("REALITY_SHORT_ID", "xyz"),
         ("PANEL_TIMEZONE", "Mars/Olympus"),
         ("DATABASE_URL", "mysql://x"),
+        ("PANEL_PUBLIC_URL", "panel.example.com"),
     ],
 )
 def test_it_refuses_a_malformed_setting_naming_it(

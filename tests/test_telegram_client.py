@@ -13,6 +13,7 @@ from tests.telegram_standin import start_bot_fixture  # noqa: F401
 from tests.telegram_standin import telegram_fixture  # noqa: F401
 from webpanel.models import AuditEntry
 from webpanel.models import Client
+from webpanel.models import db
 from webpanel.services import clients as service
 from webpanel.services import links
 from webpanel.services.inputs import GB
@@ -121,8 +122,8 @@ def test_it_sends_the_subscription_url_once_the_panel_has_one(
     assert captions == ["QR code: main", "QR code: subscription"]
 
 
-def test_it_leaves_the_subscription_out_while_the_panel_has_none(telegram: Harness):
-    assert not hasattr(links, "subscription_url")  # issue 5 adds it
+def test_it_leaves_the_subscription_out_without_a_public_url(telegram: Harness):
+    # The bot has no request to build the URL from; PANEL_PUBLIC_URL is unset.
     bound(telegram)
 
     assert "Subscription" not in telegram.api.sent(CLIENT, "text")[2].plain
@@ -136,3 +137,13 @@ def test_it_helps_a_stranger_without_showing_anything(telegram: Harness):
 
     texts = [m.plain for m in telegram.api.sent(STRANGER)]
     assert all("open the invite link" in text for text in texts)
+
+
+def test_it_sends_the_subscription_url_built_on_the_public_url(start_bot):
+    harness = start_bot(PANEL_PUBLIC_URL="https://panel.example.com/")
+    with harness.app.app_context(), db.connection_context():
+        client = bound(harness)
+
+        text = harness.api.sent(CLIENT, "text")[2].plain
+
+    assert f"https://panel.example.com/sub/{client.sub_token}" in text

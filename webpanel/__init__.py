@@ -109,11 +109,13 @@ def _register_blueprints(app: Flask) -> None:
     from webpanel.nodes_page import bp as nodes_bp
     from webpanel.panel import bp as panel_bp
     from webpanel.status import bp as status_bp
+    from webpanel.subscriptions import bp as subscriptions_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(panel_bp)
     app.register_blueprint(nodes_bp)
     app.register_blueprint(status_bp)
+    app.register_blueprint(subscriptions_bp)
     # The bot's webhook: Telegram posts there, with its own secret, no CSRF.
     csrf.exempt(telegram_webhook)
     app.register_blueprint(telegram_webhook)

@@ -31,6 +31,7 @@ class Settings:
     xray_inbound_tag: str = "vless-in"
     xray_flow: str = "xtls-rprx-vision"
     xray_timeout: float = 5.0
+    panel_public_url: str = ""
     public_host: str = ""
     public_port: int = 8443
     reality_sni: str = ""
@@ -71,6 +72,7 @@ def load_settings(
         xray_inbound_tag=read.text("XRAY_INBOUND_TAG", "vless-in") or "vless-in",
         xray_flow=read.choice("XRAY_FLOW", "xtls-rprx-vision", FLOWS),
         xray_timeout=read.number("XRAY_TIMEOUT", 5.0, low=0.1, high=120),
+        panel_public_url=read.url("PANEL_PUBLIC_URL"),
         public_host=read.text("PUBLIC_HOST"),
         public_port=read.port("PUBLIC_PORT", 8443),
         reality_sni=read.text("REALITY_SNI"),
@@ -139,6 +141,14 @@ class _Reader:
         if raw not in allowed:
             options = ", ".join(repr(a) for a in sorted(allowed))
             raise SettingsError(f"{name} must be one of {options}, got {raw!r}")
+        return raw
+
+    def url(self, name: str) -> str:
+        raw = self.text(name).rstrip("/")
+        if raw and not raw.startswith(("https://", "http://")):
+            raise SettingsError(
+                f"{name} must start with https:// or http://, got {raw!r}"
+            )
         return raw
 
     def timezone(self, name: str, default: str) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from flask import has_request_context
+from flask import request
+
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.nodes import nodes_of
+from webpanel.settings import current_settings
 from xray.links import vless_link
 
 
@@ -41,3 +45,19 @@ def client_link(client: Client) -> str | None:
     """The first of the client's links: what a single-node setup hands out."""
     links = client_links(client)
     return links[0][1] if links else None
+
+
+def subscription_url(client: Client) -> str | None:
+    """The client's subscription URL.
+
+    Built on PANEL_PUBLIC_URL when it is set (the bot, the CLI and jobs have
+    no request to go by); otherwise on the address the current request came
+    to; None outside a request without the setting.
+    """
+    path = f"/sub/{client.sub_token}"
+    base = current_settings().panel_public_url
+    if base:
+        return base + path
+    if not has_request_context():
+        return None
+    return request.host_url.rstrip("/") + path

@@ -92,7 +92,9 @@ def _check(fields: dict) -> None:
 def remove_node(node: Node) -> None:
     """Forget a node. The settings' own node can't go: it comes from `.env`."""
     if node.name == "main":
-        raise NodeError({"name": "The main node comes from the settings (.env); change it there."})
+        raise NodeError(
+            {"name": "The main node comes from the settings (.env); change it there."}
+        )
     with db.atomic():
         node.delete_instance()
     log.info("node %s removed", node.name)
