@@ -342,3 +342,13 @@ def test_it_shows_no_link_on_the_page_of_a_blocked_client(sub, member):
     assert "vless://" not in html
     assert "expired" in html
     assert sub.get(f"/sub/{member.sub_token}/qr/0.svg").status_code == 404
+
+
+def test_it_shows_the_subscription_url_on_the_client_page(signed_in):
+    from webpanel.services import clients as service
+
+    client = service.create_client("subscriber")
+
+    html = signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
+
+    assert f"http://localhost/sub/{client.sub_token}" in html

@@ -29,6 +29,7 @@ from webpanel.services import nodes as node_service
 from webpanel.services.clients import ClientError
 from webpanel.services.invites import make_invite
 from webpanel.services.links import client_links
+from webpanel.services.links import subscription_url
 from webpanel.services.nodes import NodeError
 from webpanel.settings import current_settings
 
@@ -206,6 +207,7 @@ def _render(
         template,
         client=record,
         links=client_links(record),
+        subscription=subscription_url(record),
         per_node=history.per_node(record.id),
         every_node=list(Node.select().order_by(Node.id)),
         client_node_ids={node.id for node in chosen},
