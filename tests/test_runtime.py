@@ -78,6 +78,7 @@ def test_it_runs_the_jobs_only_in_the_app_that_holds_the_lock(
         "recover",
         "enforce",
         "history",
+        "webhooks",
     }
     assert len(STARTED.findall(caplog.text)) == 1
     wait_until_held(simulator, client.email)

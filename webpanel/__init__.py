@@ -15,7 +15,9 @@ from flask import request
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
 
+from webpanel.api.problems import problem
 from webpanel.database import migrate
 from webpanel.database import open_database
 from webpanel.database import start_lock
@@ -82,6 +84,9 @@ def create_app(
     register_filters(app)
 
     from webpanel.cli import register_cli
+    from webpanel.services import webhooks
+
+    webhooks.connect()
 
     register_cli(app)
     return app
@@ -105,6 +110,7 @@ def _configure_logging() -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from plugins.telegram_bot.webhook import bp as telegram_webhook
+    from webpanel.api import bp as api_bp
     from webpanel.auth import bp as auth_bp
     from webpanel.nodes_page import bp as nodes_bp
     from webpanel.panel import bp as panel_bp
@@ -116,6 +122,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(nodes_bp)
     app.register_blueprint(status_bp)
     app.register_blueprint(subscriptions_bp)
+    # The API takes keys in a header, never cookies: CSRF can't reach it.
+    csrf.exempt(api_bp)
+    app.register_blueprint(api_bp)
     # The bot's webhook: Telegram posts there, with its own secret, no CSRF.
     csrf.exempt(telegram_webhook)
     app.register_blueprint(telegram_webhook)
@@ -166,7 +175,11 @@ def _register_hooks(app: Flask) -> None:
 
 
 def _register_errors(app: Flask) -> None:
-    def page(code: int, title: str, message: str):
+    def page(code: int, title: str, message: str, error: Exception | None = None):
+        if request.path.startswith("/api/"):
+            headers = error.get_headers() if isinstance(error, HTTPException) else []
+            allow = {k: v for k, v in headers if k == "Allow"}
+            return problem(code, message, headers=allow)
         return render_template("error.html", title=title, message=message), code
 
     @app.errorhandler(CSRFError)
@@ -179,7 +192,9 @@ def _register_errors(app: Flask) -> None:
 
     @app.errorhandler(405)
     def _method(error: Exception):
-        return page(405, "Not allowed", "This address does not take that request.")
+        return page(
+            405, "Not allowed", "This address does not take that request.", error
+        )
 
     @app.errorhandler(413)
     def _too_large(error: Exception):

@@ -6,11 +6,11 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
 
 import click
 from flask import Flask
 
+from webpanel.api_key_cli import register_api_key_cli
 from webpanel.auth import AdminError
 from webpanel.auth import create_admin
 from webpanel.auth import setup_token
@@ -18,10 +18,11 @@ from webpanel.formatting import human_bytes
 from webpanel.models import Client
 from webpanel.models import db
 from webpanel.node_cli import register_node_cli
-from webpanel.nodes import nodes_of
 from webpanel.services import accounting
 from webpanel.services import clients as client_service
 from webpanel.services import sync
+from webpanel.services.client_json import client_json
+from webpanel.services.client_json import iso
 from webpanel.services.clients import ClientError
 from webpanel.services.links import client_link
 from webpanel.services.links import client_links
@@ -36,34 +37,6 @@ def with_db(func: Callable) -> Callable:
             return func(*args, **kwargs)
 
     return wrapper
-
-
-def client_json(client: Client) -> dict:
-    """What scripts get for a client: the names of DESIGN.md §8."""
-    return {
-        "name": client.name,
-        "email": client.email,
-        "status": client.status,
-        "pending": client.pending,
-        "uuid": client.uuid,
-        "uplink": client.uplink,
-        "downlink": client.downlink,
-        "used": client.used,
-        "limit": client.data_limit,
-        "expiry": _iso(client.expire_at),
-        "on_hold_days": client.on_hold_days,
-        "reset_strategy": client.reset_strategy,
-        "next_reset": _iso(client.next_reset_at),
-        "used_total": client.used_total,
-        "last_traffic": _iso(client.last_traffic_at),
-        "link": client_link(client),
-        "links": {node.name: link for node, link in client_links(client)},
-        "nodes": "all" if client.all_nodes else [n.name for n in nodes_of(client)],
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() + "Z" if moment else None
 
 
 def _find(name: str) -> Client:
@@ -83,6 +56,7 @@ def _client_line(c: Client) -> str:
 
 def register_cli(app: Flask) -> None:
     register_xray_config_cli(app)
+    register_api_key_cli(app)
 
     @app.cli.command("init")
     @with_db
@@ -207,7 +181,7 @@ def register_cli(app: Flask) -> None:
             client = client_service.extend_client(_find(name), count, actor="cli")
         except ClientError as error:
             raise click.ClickException(str(error)) from None
-        expiry = _iso(client.expire_at) or f"{client.on_hold_days} days from first use"
+        expiry = iso(client.expire_at) or f"{client.on_hold_days} days from first use"
         click.echo(f"{client.name}: {client.status}, expires {expiry}")
 
     @app.cli.command("sync")

@@ -15,7 +15,9 @@ from playhouse.db_url import connect
 from playhouse.db_url import parse
 
 from webpanel.models import MODELS
+from webpanel.models import ApiKey
 from webpanel.models import SchemaVersion
+from webpanel.models import WebhookDelivery
 from webpanel.models import db
 
 log = logging.getLogger(__name__)
@@ -48,11 +50,15 @@ def open_database(url: str) -> Database:
 
 
 def _initial(database: Database) -> None:
-    database.create_tables(MODELS)
+    database.create_tables(MODELS)  # IF NOT EXISTS: later steps may repeat tables
+
+
+def _api_keys(database: Database) -> None:
+    database.create_tables([ApiKey, WebhookDelivery])
 
 
 # Each entry brings the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: list[Callable[[Database], None]] = [_initial]
+MIGRATIONS: list[Callable[[Database], None]] = [_initial, _api_keys]
 
 
 def schema_version(database: Database) -> int:

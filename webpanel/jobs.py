@@ -14,6 +14,7 @@ from webpanel.models import db
 from webpanel.services import accounting
 from webpanel.services import history
 from webpanel.services import sync
+from webpanel.services import webhooks
 from webpanel.services.clients import enforce_limits
 
 log = logging.getLogger(__name__)
@@ -77,3 +78,9 @@ def history_job(app: Flask) -> None:
         gone = history.prune(settings.history_hourly_days, settings.history_daily_days)
         if gone:
             log.info("pruned %d old usage buckets", gone)
+
+
+def webhook_job(app: Flask) -> None:
+    """Send the webhook deliveries that are due."""
+    with app.app_context(), db.connection_context():
+        webhooks.deliver_due()

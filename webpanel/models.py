@@ -225,6 +225,37 @@ class UsageDay(BaseModel):
         indexes = ((("client_id", "node", "day"), True), (("day",), False))
 
 
+class ApiKey(BaseModel):
+    """A key for the JSON API. Only its SHA-256 is kept; the key is shown once."""
+
+    name = CharField(max_length=64)
+    prefix = CharField(max_length=16)  # the key's start, to tell keys apart
+    key_hash = CharField(max_length=64, unique=True)
+    scope = CharField(max_length=8, default="read")  # read or write
+    webhook_url = CharField(max_length=2048, default="")
+    webhook_secret = CharField(max_length=64, default="")
+    created_at = DateTimeField(default=utcnow)
+    last_used_at = DateTimeField(null=True)
+    revoked_at = DateTimeField(null=True)
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+class WebhookDelivery(BaseModel):
+    """One event for one key's webhook: sent, retried with back-off, or given up."""
+
+    key = ForeignKeyField(ApiKey, on_delete="CASCADE", backref="deliveries")
+    event = CharField(max_length=32)
+    body = TextField()  # the exact bytes signed and sent
+    created_at = DateTimeField(default=utcnow)
+    attempts = IntegerField(default=0)
+    next_attempt_at = DateTimeField(null=True, index=True)  # None: nothing left to do
+    delivered_at = DateTimeField(null=True)
+    last_error = TextField(default="")
+
+
 MODELS = [
     SchemaVersion,
     State,
@@ -239,4 +270,6 @@ MODELS = [
     AuditEntry,
     UsageHour,
     UsageDay,
+    ApiKey,
+    WebhookDelivery,
 ]

@@ -21,10 +21,12 @@ from webpanel.jobs import enforce_job
 from webpanel.jobs import history_job
 from webpanel.jobs import poll_job
 from webpanel.jobs import recover_job
+from webpanel.jobs import webhook_job
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "runtime.lock"
+WEBHOOK_SECONDS = 5  # a delivery queued by another worker waits at most this
 
 
 class Runtime:
@@ -36,6 +38,11 @@ class Runtime:
         self.app = app
         self.scheduler = scheduler
         self.lock = lock
+
+    def wake(self, job_id: str) -> None:
+        """Run a job now instead of at its next tick."""
+        if self.scheduler.running:
+            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
     def stop(self) -> None:
         stop_plugins(self.app)
@@ -85,6 +92,7 @@ def start_runtime(app: Flask) -> Runtime | None:
         (poll_job, "poll", "traffic polling", settings.poll_seconds, False),
         (enforce_job, "enforce", "limits and expiry", settings.enforce_seconds, False),
         (history_job, "history", "usage roll-up and pruning", 300, True),
+        (webhook_job, "webhooks", "webhook deliveries", WEBHOOK_SECONDS, True),
     ]
     for func, job_id, name, seconds, at_start in jobs:
         first = {"next_run_time": now} if at_start else {}

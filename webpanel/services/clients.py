@@ -43,18 +43,24 @@ def create_client(
     *,
     data_limit: int | None = None,
     days: int | None = None,
+    expire_at: datetime | None = None,
     on_hold: bool = False,
     reset_strategy: str = "none",
     actor: str = "system",
 ) -> Client:
     """Save a new client, then add it to Xray (or leave it pending).
 
-    With on_hold, the `days` start counting at the client's first traffic.
+    The expiry is `days` from now or the moment `expire_at`; with on_hold,
+    the `days` start counting at the client's first traffic.
     """
     name = clean_name(name)
     if on_hold and days is None:
         raise ClientError({"days": "On hold needs a number of days."})
+    if days is not None and expire_at is not None:
+        raise ClientError({"expiry": "Give days or an expiry, not both."})
     now = utcnow()
+    if days is not None and not on_hold:
+        expire_at = now + timedelta(days=days)
     settings = current_settings()
     client = Client(
         name=name,
@@ -63,7 +69,7 @@ def create_client(
         sub_token=secrets.token_urlsafe(24),
         flow=settings.xray_flow,
         data_limit=data_limit,
-        expire_at=None if on_hold or days is None else now + timedelta(days=days),
+        expire_at=expire_at,
         on_hold_days=days if on_hold else None,
         status="on_hold" if on_hold else "active",
         reset_strategy=reset_strategy,

@@ -19,12 +19,16 @@ MAX_DAYS = 36_500
 NAME_MAX = 64
 
 
-class ClientError(ValueError):
-    """Bad input for a client: field name → message, nothing was saved."""
+class FieldError(ValueError):
+    """Bad input: field name → message; nothing was saved."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+
+
+class ClientError(FieldError):
+    """Bad input for a client."""
 
 
 def clean_name(raw: str | None) -> str:

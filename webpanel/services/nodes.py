@@ -13,6 +13,7 @@ from webpanel.models import Node
 from webpanel.models import db
 from webpanel.services import audit
 from webpanel.services import sync
+from webpanel.services.inputs import FieldError
 from webpanel.settings import FLAVORS
 from webpanel.settings import FLOWS
 from webpanel.settings import current_settings
@@ -24,12 +25,8 @@ ADDRESS = re.compile(r"(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})")
 SHORT_ID = re.compile(r"(?:[0-9a-f]{2}){0,8}")
 
 
-class NodeError(ValueError):
-    """Bad input for a node: field name → message; nothing was saved."""
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+class NodeError(FieldError):
+    """Bad input for a node."""
 
 
 def add_node(

@@ -1,0 +1,343 @@
+"""Clients through the API: list, read, create, change, delete, act."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC
+from datetime import datetime
+
+from flask import Response
+from flask import g
+from flask import url_for
+
+from webpanel.api import api
+from webpanel.api import schemas
+from webpanel.api.problems import ApiProblem
+from webpanel.models import Client
+from webpanel.models import ClientNode
+from webpanel.models import Node
+from webpanel.services import clients as client_service
+from webpanel.services import history
+from webpanel.services import nodes as node_service
+from webpanel.services.client_json import client_json
+from webpanel.services.clients import DUPLICATE
+from webpanel.services.inputs import FieldError
+
+CLIENT = {"client": "The client's name, email key (c12) or UUID."}
+TAG = "clients"
+
+
+def _find(key: str) -> Client:
+    client = client_service.find_client(key)
+    if client is None:
+        raise ApiProblem(404, "There is no client with this name, email key or UUID.")
+    return client
+
+
+def _document(client: Client) -> schemas.Client:
+    return schemas.Client.model_validate(client_json(client))
+
+
+def _actor() -> str:
+    return f"api:{g.api_key.name}"[:64]
+
+
+def _refused(error: FieldError) -> ApiProblem:
+    if error.errors.get("name") == DUPLICATE:
+        return ApiProblem(409, DUPLICATE, errors=error.errors)
+    return ApiProblem(422, "Some body fields are not valid.", errors=error.errors)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """An aware time from the API as the naive UTC the database keeps."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
+
+
+def _nodes(names: str | list[str] | None) -> list[Node] | None:
+    """The nodes named, None for all; unknown names are a 422."""
+    if names is None or names == "all":
+        return None
+    if not names:
+        raise ApiProblem(
+            422,
+            "Some body fields are not valid.",
+            errors={"nodes": 'Name at least one node, or "all".'},
+        )
+    found = {n.name: n for n in Node.select().where(Node.name.in_(names))}
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ApiProblem(
+            422,
+            "Some body fields are not valid.",
+            errors={"nodes": f"No node named {', '.join(missing)}."},
+        )
+    return [found[name] for name in dict.fromkeys(names)]
+
+
+@api.operation(
+    "GET",
+    "/clients",
+    tag=TAG,
+    scope="read",
+    query=schemas.ClientQuery,
+    response=schemas.ClientPage,
+)
+def list_clients(query: schemas.ClientQuery):
+    """List clients, oldest first, a page at a time
+
+    Filter by status, node or a search term; follow `next_cursor` for more.
+    """
+    rows = Client.select().order_by(Client.id)
+    if query.cursor:
+        rows = rows.where(Client.id > _cursor_id(query.cursor))
+    if query.status:
+        rows = rows.where(Client.status == query.status)
+    if query.search:
+        term = query.search.strip()
+        rows = rows.where(
+            Client.name_key.contains(term.casefold())
+            | (Client.email == term.lower())
+            | (Client.uuid == term.lower())
+        )
+    if query.node:
+        chosen = (
+            ClientNode.select(ClientNode.client)
+            .join(Node)
+            .where(Node.name == query.node)
+        )
+        rows = rows.where(Client.all_nodes | Client.id.in_(chosen))
+    page = list(rows.limit(query.limit + 1))
+    more = len(page) > query.limit
+    page = page[: query.limit]
+    return schemas.ClientPage(
+        items=[_document(c) for c in page],
+        next_cursor=_make_cursor(page[-1].id) if more else None,
+    )
+
+
+def _make_cursor(client_id: int) -> str:
+    return base64.urlsafe_b64encode(f"after:{client_id}".encode()).decode()
+
+
+def _cursor_id(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (ValueError, binascii.Error, UnicodeError):
+        text = ""
+    label, _, number = text.partition(":")
+    if label != "after" or not (number.isascii() and number.isdigit()):
+        raise ApiProblem(
+            422,
+            "Some query fields are not valid.",
+            errors={"cursor": "Not a cursor this API gave out."},
+        )
+    return int(number)
+
+
+@api.operation(
+    "POST",
+    "/clients",
+    tag=TAG,
+    scope="write",
+    body=schemas.ClientCreate,
+    response=schemas.Client,
+    status=201,
+    errors=(409,),
+)
+def create_client(body: schemas.ClientCreate):
+    """Create a client
+
+    It is saved, then added to Xray on its nodes; if a node does not answer,
+    the client is `pending` and the panel adds it when the node is back.
+    """
+    nodes = _nodes(body.nodes)
+    try:
+        client = client_service.create_client(
+            body.name,
+            data_limit=body.limit,
+            days=body.days,
+            expire_at=_utc(body.expiry),
+            on_hold=body.on_hold,
+            reset_strategy=body.reset_strategy,
+            actor=_actor(),
+        )
+    except FieldError as error:
+        raise _refused(error) from None
+    if nodes is not None:
+        client = node_service.set_client_nodes(client, nodes, actor=_actor())
+    location = url_for("api.get_client", client=client.email)
+    return Response(
+        _document(client).model_dump_json(),
+        status=201,
+        mimetype="application/json",
+        headers={"Location": location},
+    )
+
+
+@api.operation(
+    "GET",
+    "/clients/<client>",
+    tag=TAG,
+    scope="read",
+    response=schemas.Client,
+    path_params=CLIENT,
+)
+def get_client(client: str):
+    """Read a client"""
+    return _document(_find(client))
+
+
+@api.operation(
+    "PATCH",
+    "/clients/<client>",
+    tag=TAG,
+    scope="write",
+    body=schemas.ClientEdit,
+    response=schemas.Client,
+    path_params=CLIENT,
+    errors=(409,),
+)
+def edit_client(client: str, body: schemas.ClientEdit):
+    """Change a client
+
+    Only the fields sent change; send `limit` or `expiry` as null to lift it.
+    The status follows the new limits; a disabled client stays disabled.
+    """
+    found = _find(client)
+    sent = body.model_fields_set
+    nodes = _nodes(body.nodes) if "nodes" in sent else None
+    if "name" in sent and body.name is None:
+        raise ApiProblem(
+            422,
+            "Some body fields are not valid.",
+            errors={"name": "A client needs a name."},
+        )
+    try:
+        found = client_service.edit_client(
+            found,
+            name=body.name if "name" in sent else found.name,
+            data_limit=body.limit if "limit" in sent else found.data_limit,
+            expire_at=_utc(body.expiry) if "expiry" in sent else found.expire_at,
+            reset_strategy=body.reset_strategy,
+            actor=_actor(),
+        )
+    except FieldError as error:
+        raise _refused(error) from None
+    if "nodes" in sent:
+        found = node_service.set_client_nodes(found, nodes, actor=_actor())
+    return _document(found)
+
+
+@api.operation(
+    "DELETE",
+    "/clients/<client>",
+    tag=TAG,
+    scope="write",
+    status=204,
+    path_params=CLIENT,
+)
+def delete_client(client: str):
+    """Delete a client
+
+    It is removed from Xray at once, or when its node is back.
+    """
+    client_service.delete_client(_find(client), actor=_actor())
+
+
+def _action(name: str, summary: str, change) -> None:
+    def act(client: str):
+        return _document(change(_find(client), actor=_actor()))
+
+    act.__name__ = name.replace("-", "_") + "_client"
+    act.__doc__ = summary
+    api.operation(
+        "POST",
+        f"/clients/<client>/{name}",
+        tag=TAG,
+        scope="write",
+        response=schemas.Client,
+        path_params=CLIENT,
+    )(act)
+
+
+_action(
+    "enable",
+    "Enable a client\n\nIt comes back unless a limit or expiry holds it.",
+    client_service.enable_client,
+)
+_action(
+    "disable",
+    "Disable a client\n\nIt is removed from Xray until enabled.",
+    client_service.disable_client,
+)
+_action(
+    "reset",
+    "Reset a client's usage for this period\n\nA limited client "
+    "comes back; a disabled one stays disabled.",
+    client_service.reset_usage,
+)
+_action(
+    "regenerate-uuid",
+    "Give a client a new UUID\n\nIts old links stop "
+    "working; the subscription URL stays.",
+    client_service.regenerate_uuid,
+)
+_action(
+    "revoke-subscription",
+    "Give a client a new subscription token\n\nThe old "
+    "subscription URL answers 404 from now on.",
+    client_service.revoke_sub_token,
+)
+
+
+@api.operation(
+    "POST",
+    "/clients/<client>/extend",
+    tag=TAG,
+    scope="write",
+    body=schemas.Extend,
+    response=schemas.Client,
+    path_params=CLIENT,
+)
+def extend_client(client: str, body: schemas.Extend):
+    """Add days to a client's expiry
+
+    Counted from now if it has passed; an expired client comes back.
+    """
+    try:
+        changed = client_service.extend_client(_find(client), body.days, actor=_actor())
+    except FieldError as error:
+        raise _refused(error) from None
+    return _document(changed)
+
+
+@api.operation(
+    "GET",
+    "/clients/<client>/usage",
+    tag=TAG,
+    scope="read",
+    query=schemas.UsageQuery,
+    response=schemas.Usage,
+    path_params=CLIENT,
+)
+def client_usage(client: str, query: schemas.UsageQuery):
+    """A client's traffic by hour or by day, and all time per node"""
+    found = _find(client)
+    if query.period == "hour":
+        series = history.hourly(found.id, hours=query.count)
+    else:
+        series = history.daily(found.id, days=query.count)
+    return schemas.Usage(
+        period=query.period,
+        points=[
+            schemas.UsagePoint(
+                start=start.replace(tzinfo=UTC), uplink=up, downlink=down
+            )
+            for start, up, down in series
+        ],
+        nodes=[
+            schemas.NodeUsage(node=name, uplink=up, downlink=down)
+            for name, up, down in history.per_node(found.id)
+        ],
+    )

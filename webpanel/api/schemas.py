@@ -1,0 +1,176 @@
+"""What the API takes and gives: pydantic models, checked and documented."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from typing import Literal
+
+from pydantic import AwareDatetime
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+
+from webpanel.services.inputs import GB
+from webpanel.services.inputs import MAX_DAYS
+from webpanel.services.inputs import MAX_LIMIT_GB
+from webpanel.services.inputs import MIN_LIMIT
+from webpanel.services.inputs import NAME_MAX
+
+Status = Literal["active", "on_hold", "disabled", "limited", "expired"]
+ResetStrategy = Literal["none", "day", "week", "month", "year"]
+NodeState = Literal["unchecked", "offline", "online", "out_of_sync"]
+NodeName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+# A name holds no control characters and more than blanks (the service also
+# trims it and checks its length after Unicode normalisation).
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+ClientName = Annotated[
+    str,
+    Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN),
+]
+Limit = Annotated[
+    int,
+    Field(
+        ge=MIN_LIMIT,
+        le=MAX_LIMIT_GB * GB,
+        description="Data limit in bytes for each period; null for unlimited.",
+    ),
+]
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+Expiry = Annotated[
+    AwareDatetime,
+    Field(description="When access ends (RFC 3339 with an offset); null for never."),
+]
+Nodes = Annotated[
+    Literal["all"] | list[NodeName],
+    Field(description='"all", or the names of the nodes the client is on.'),
+]
+
+
+class Input(BaseModel):
+    # Unknown fields are refused, not dropped: a typo must not pass silently.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClientCreate(Input):
+    name: ClientName
+    limit: Limit | None = None
+    days: Days | None = Field(
+        None, description="Days until access ends; with on_hold, from first use."
+    )
+    expiry: Expiry | None = None
+    on_hold: bool = Field(False, description="Count the days from the first traffic.")
+    reset_strategy: ResetStrategy = Field(
+        "none", description="How often the used bytes go back to zero."
+    )
+    nodes: Nodes = "all"
+
+
+class ClientEdit(Input):
+    """Only the fields sent change."""
+
+    name: ClientName | None = None
+    limit: Limit | None = None
+    expiry: Expiry | None = None
+    reset_strategy: ResetStrategy | None = None
+    nodes: Nodes | None = None
+
+
+class Extend(Input):
+    days: Days
+
+
+class Client(BaseModel):
+    name: str
+    email: str = Field(description="Xray's key for the client (c12); never reused.")
+    status: Status
+    pending: bool = Field(description="Saved, not yet applied on every node.")
+    uuid: str
+    uplink: int = Field(description="Bytes sent this period.")
+    downlink: int = Field(description="Bytes received this period.")
+    used: int
+    limit: int | None
+    expiry: datetime | None
+    on_hold_days: int | None
+    reset_strategy: ResetStrategy
+    next_reset: datetime | None
+    used_total: int = Field(description="Bytes all time, never reset.")
+    last_traffic: datetime | None
+    created: datetime
+    link: str | None = Field(description="The share link on the first node.")
+    links: dict[str, str] = Field(description="Node name → share link.")
+    subscription_url: str | None
+    nodes: Literal["all"] | list[str]
+
+
+class ClientPage(BaseModel):
+    items: list[Client]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class ClientQuery(BaseModel):
+    status: Status | None = Field(None, description="Only clients in this status.")
+    search: str | None = Field(
+        None,
+        max_length=NAME_MAX,
+        description="Part of the name (any case), or a whole email key or UUID.",
+    )
+    node: NodeName | None = Field(None, description="Only clients on this node.")
+    limit: int = Field(100, ge=1, le=500, description="Clients per page.")
+    cursor: str | None = Field(
+        None, max_length=64, description="From the last page's next_cursor."
+    )
+
+
+class UsageQuery(BaseModel):
+    period: Literal["hour", "day"] = Field("day", description="Bucket size.")
+    count: int = Field(30, ge=1, le=366, description="How many buckets, newest last.")
+
+
+class UsagePoint(BaseModel):
+    start: datetime
+    uplink: int
+    downlink: int
+
+
+class NodeUsage(BaseModel):
+    node: str
+    uplink: int
+    downlink: int
+
+
+class Usage(BaseModel):
+    period: Literal["hour", "day"]
+    points: list[UsagePoint]
+    nodes: list[NodeUsage] = Field(description="All-time bytes on each node.")
+
+
+class Node(BaseModel):
+    name: str
+    api_address: str
+    flavor: str
+    inbound_tag: str
+    state: NodeState
+    online: bool
+    in_sync: bool
+    last_error: str
+    public_host: str
+    public_port: int
+    uptime: int | None = Field(description="Seconds the daemon had run when last seen.")
+    last_seen: datetime | None
+    synced: datetime | None
+    restored_count: int
+
+
+class NodeList(BaseModel):
+    items: list[Node]
+
+
+class Stats(BaseModel):
+    clients_total: int
+    clients_by_status: dict[str, int]
+    traffic_today: int = Field(description="Bytes since 00:00 UTC, all nodes.")
+    nodes_total: int
+    nodes_online: int

@@ -1,0 +1,205 @@
+"""Webhooks: client events POSTed to each key's URL, signed, retried, in the background.
+
+A change only writes a delivery row (inside the request or job that made
+it); the webhook job sends the rows, so a slow or dead receiver never holds
+a request up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from datetime import timedelta
+
+from flask import current_app
+from flask import has_app_context
+
+from webpanel.models import ApiKey
+from webpanel.models import Client
+from webpanel.models import WebhookDelivery
+from webpanel.models import db
+from webpanel.models import utcnow
+from webpanel.services.client_json import client_json
+from webpanel.services.client_json import iso
+from webpanel.signals import client_changed
+
+log = logging.getLogger(__name__)
+
+# Seconds to wait after the 1st, 2nd, … failed attempt; then it is given up.
+BACKOFF = (10, 60, 300, 1800, 7200)
+TIMEOUT = 5.0
+BATCH = 100
+KEEP = timedelta(days=7)
+USER_AGENT = "infinity-webhook/1"
+
+
+def connect() -> None:
+    """Queue a delivery for every client change (once per process)."""
+    client_changed.connect(_on_client_changed)
+
+
+def _on_client_changed(client: Client, **event) -> None:
+    # A failure here must never undo or fail the change that was made.
+    try:
+        queued = queue(client, event.get("event", ""), event.get("actor", ""), event)
+    except Exception:
+        log.exception("could not queue webhook for client %s", client.email)
+        return
+    # In the process that runs the jobs, send now rather than at the next tick.
+    runtime = (
+        current_app.extensions.get("infinity.runtime") if has_app_context() else None
+    )
+    if queued and runtime is not None:
+        runtime.wake("webhooks")
+
+
+def queue(client: Client, event: str, actor: str, extra: dict | None = None) -> int:
+    """Write one delivery per key with a webhook; return how many."""
+    keys = list(
+        ApiKey.select().where(ApiKey.revoked_at.is_null() & (ApiKey.webhook_url != ""))
+    )
+    if not keys:
+        return 0
+    now = utcnow()
+    body = json.dumps(
+        {
+            "event": event,
+            "at": iso(now),
+            "actor": actor,
+            "old_status": (extra or {}).get("old_status"),
+            "client": client_json(client),
+        },
+        ensure_ascii=False,
+    )
+    with db.atomic():
+        WebhookDelivery.insert_many(
+            [
+                {"key": key.id, "event": event, "body": body, "next_attempt_at": now}
+                for key in keys
+            ]
+        ).execute()
+    return len(keys)
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What X-Infinity-Signature carries: HMAC-SHA256 of "TIMESTAMP.BODY"."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def deliver_due(now: datetime | None = None) -> tuple[int, int]:
+    """Send what is due, oldest first; return (delivered, failed).
+
+    Per key the order holds: after one failure the key's later events wait.
+    """
+    now = now or utcnow()
+    due = list(
+        WebhookDelivery.select(WebhookDelivery, ApiKey)
+        .join(ApiKey)
+        .where(WebhookDelivery.next_attempt_at <= now)
+        .order_by(WebhookDelivery.id)
+        .limit(BATCH)
+    )
+    delivered = failed = 0
+    blocked: set[int] = set()
+    for delivery in due:
+        key = delivery.key
+        if key.id in blocked:
+            continue
+        if not key.active or not key.webhook_url:
+            _finish(delivery, error="the key was revoked or lost its webhook")
+            continue
+        error = _send(delivery, key)
+        if error is None:
+            _finish(delivery, delivered=True)
+            delivered += 1
+        else:
+            _retry_later(delivery, error, key)
+            blocked.add(key.id)
+            failed += 1
+    _prune(now)
+    return delivered, failed
+
+
+def _send(delivery: WebhookDelivery, key: ApiKey) -> str | None:
+    """POST one delivery; None on a 2xx, else what went wrong."""
+    body = delivery.body.encode()
+    timestamp = str(int(time.time()))
+    request = urllib.request.Request(
+        key.webhook_url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Infinity-Event": delivery.event,
+            "X-Infinity-Delivery": str(delivery.id),
+            "X-Infinity-Timestamp": timestamp,
+            "X-Infinity-Signature": signature(key.webhook_secret, timestamp, body),
+        },
+    )
+    try:
+        with _opener.open(request, timeout=TIMEOUT) as response:
+            response.read(1024)
+            return None
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))[:200]
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would turn the POST into a GET: count it as a failure instead.
+    def redirect_request(self, *args, **kwargs) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _finish(delivery: WebhookDelivery, *, delivered: bool = False, error: str = ""):
+    WebhookDelivery.update(
+        attempts=WebhookDelivery.attempts + (1 if delivered else 0),
+        next_attempt_at=None,
+        delivered_at=utcnow() if delivered else None,
+        last_error=error,
+    ).where(WebhookDelivery.id == delivery.id).execute()
+
+
+def _retry_later(delivery: WebhookDelivery, error: str, key: ApiKey) -> None:
+    attempts = delivery.attempts + 1
+    if attempts > len(BACKOFF):
+        log.warning(
+            "webhook %s for key %s given up after %d attempts: %s",
+            delivery.event,
+            key.name,
+            attempts,
+            error,
+        )
+        next_at = None
+    else:
+        next_at = utcnow() + timedelta(seconds=BACKOFF[attempts - 1])
+        log.info(
+            "webhook %s for key %s failed (%s); next try in %d s",
+            delivery.event,
+            key.name,
+            error,
+            BACKOFF[attempts - 1],
+        )
+    WebhookDelivery.update(
+        attempts=attempts, next_attempt_at=next_at, last_error=error
+    ).where(WebhookDelivery.id == delivery.id).execute()
+
+
+def _prune(now: datetime) -> None:
+    """Forget finished deliveries after a week."""
+    WebhookDelivery.delete().where(
+        WebhookDelivery.next_attempt_at.is_null()
+        & (WebhookDelivery.created_at < now - KEEP)
+    ).execute()
