@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC
 from datetime import datetime
 
@@ -90,7 +88,7 @@ def list_clients(query: schemas.ClientQuery):
     """
     rows = Client.select().order_by(Client.id)
     if query.cursor:
-        rows = rows.where(Client.id > _cursor_id(query.cursor))
+        rows = rows.where(Client.id > int(query.cursor))
     if query.status:
         rows = rows.where(Client.status == query.status)
     if query.search:
@@ -112,27 +110,8 @@ def list_clients(query: schemas.ClientQuery):
     page = page[: query.limit]
     return schemas.ClientPage(
         items=[_document(c) for c in page],
-        next_cursor=_make_cursor(page[-1].id) if more else None,
+        next_cursor=str(page[-1].id) if more else None,
     )
-
-
-def _make_cursor(client_id: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{client_id}".encode()).decode()
-
-
-def _cursor_id(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
-    except (ValueError, binascii.Error, UnicodeError):
-        text = ""
-    label, _, number = text.partition(":")
-    if label != "after" or not (number.isascii() and number.isdigit()):
-        raise ApiProblem(
-            422,
-            "Some query fields are not valid.",
-            errors={"cursor": "Not a cursor this API gave out."},
-        )
-    return int(number)
 
 
 @api.operation(
@@ -144,6 +123,7 @@ def _cursor_id(cursor: str) -> int:
     response=schemas.Client,
     status=201,
     errors=(409,),
+    link=("client", "$response.body#/email"),
 )
 def create_client(body: schemas.ClientCreate):
     """Create a client
@@ -156,9 +136,9 @@ def create_client(body: schemas.ClientCreate):
         client = client_service.create_client(
             body.name,
             data_limit=body.limit,
-            days=body.days,
+            days=body.days or body.on_hold_days,
             expire_at=_utc(body.expiry),
-            on_hold=body.on_hold,
+            on_hold=body.on_hold_days is not None,
             reset_strategy=body.reset_strategy,
             actor=_actor(),
         )
@@ -216,7 +196,7 @@ def edit_client(client: str, body: schemas.ClientEdit):
     try:
         found = client_service.edit_client(
             found,
-            name=body.name if "name" in sent else found.name,
+            name=body.name or found.name,
             data_limit=body.limit if "limit" in sent else found.data_limit,
             expire_at=_utc(body.expiry) if "expiry" in sent else found.expire_at,
             reset_strategy=body.reset_strategy,
@@ -299,6 +279,7 @@ _action(
     body=schemas.Extend,
     response=schemas.Client,
     path_params=CLIENT,
+    errors=(409,),
 )
 def extend_client(client: str, body: schemas.Extend):
     """Add days to a client's expiry
@@ -308,7 +289,9 @@ def extend_client(client: str, body: schemas.Extend):
     try:
         changed = client_service.extend_client(_find(client), body.days, actor=_actor())
     except FieldError as error:
-        raise _refused(error) from None
+        # Valid on its own, too much for this client's expiry: a conflict.
+        message = next(iter(error.errors.values()))
+        raise ApiProblem(409, message, errors={"days": message}) from None
     return _document(changed)
 
 

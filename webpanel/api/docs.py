@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+
 from flask import jsonify
 from flask import render_template
 
 from webpanel.api import api
 from webpanel.api import bp
+from webpanel.models import Node
 
 
 @bp.get("/openapi.json")
 def openapi():
-    return jsonify(api.document())
+    return jsonify(_current_document())
 
 
 @bp.get("/docs")
 def docs():
-    document = api.document()
+    document = _current_document()
     schemas = document["components"]["schemas"]
     operations = [
         {
@@ -31,6 +34,18 @@ def docs():
     return render_template(
         "api_docs.html", document=document, operations=operations, type_of=_type_of
     )
+
+
+def _current_document() -> dict:
+    """The document, with the node names a client may be put on now."""
+    document = copy.deepcopy(api.document())
+    names = [node.name for node in Node.select(Node.name).order_by(Node.id)]
+    for model in ("ClientCreate", "ClientEdit"):
+        nodes = document["components"]["schemas"][model]["properties"]["nodes"]
+        for choice in nodes["anyOf"]:
+            if choice.get("type") == "array":
+                choice["items"]["enum"] = names
+    return document
 
 
 def _fields(op: dict, schemas: dict) -> list[dict]:

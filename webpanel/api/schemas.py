@@ -8,8 +8,10 @@ from typing import Literal
 
 from pydantic import AwareDatetime
 from pydantic import BaseModel
+from pydantic import BeforeValidator
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import model_validator
 
 from webpanel.services.inputs import GB
 from webpanel.services.inputs import MAX_DAYS
@@ -28,6 +30,16 @@ ClientName = Annotated[
     str,
     Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN),
 ]
+
+
+def _whole(value: object) -> object:
+    # JSON Schema counts 30.0 as an integer; strict pydantic would not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The bounds go before the validator, or they leave the JSON schema.
 Limit = Annotated[
     int,
     Field(
@@ -35,14 +47,15 @@ Limit = Annotated[
         le=MAX_LIMIT_GB * GB,
         description="Data limit in bytes for each period; null for unlimited.",
     ),
+    BeforeValidator(_whole),
 ]
-Days = Annotated[int, Field(ge=1, le=MAX_DAYS)]
+Days = Annotated[int, Field(ge=1, le=MAX_DAYS), BeforeValidator(_whole)]
 Expiry = Annotated[
     AwareDatetime,
     Field(description="When access ends (RFC 3339 with an offset); null for never."),
 ]
 Nodes = Annotated[
-    Literal["all"] | list[NodeName],
+    Literal["all"] | Annotated[list[NodeName], Field(min_length=1)],
     Field(description='"all", or the names of the nodes the client is on.'),
 ]
 
@@ -52,28 +65,56 @@ class Input(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Fields that may be left out but not sent as null have a default of None
+# and a type without null: pydantic refuses a null, the schema says so.
+ONE_EXPIRY = {
+    "not": {
+        "anyOf": [
+            {"required": ["days", "expiry"]},
+            {"required": ["days", "on_hold_days"]},
+            {"required": ["expiry", "on_hold_days"]},
+        ]
+    }
+}
+
+
 class ClientCreate(Input):
+    """At most one of days, expiry and on_hold_days; none of them: no expiry."""
+
+    model_config = ConfigDict(json_schema_extra=ONE_EXPIRY)
+
     name: ClientName
     limit: Limit | None = None
-    days: Days | None = Field(
-        None, description="Days until access ends; with on_hold, from first use."
+    days: Days = Field(None, description="Access ends this many days from now.")
+    expiry: Expiry = Field(
+        None, description="When access ends (RFC 3339 with an offset)."
     )
-    expiry: Expiry | None = None
-    on_hold: bool = Field(False, description="Count the days from the first traffic.")
+    on_hold_days: Days = Field(
+        None, description="On hold: access ends this many days after the first traffic."
+    )
     reset_strategy: ResetStrategy = Field(
         "none", description="How often the used bytes go back to zero."
     )
     nodes: Nodes = "all"
 
+    @model_validator(mode="after")
+    def _one_expiry(self) -> ClientCreate:
+        given = [
+            f for f in ("days", "expiry", "on_hold_days") if f in self.model_fields_set
+        ]
+        if len(given) > 1:
+            raise ValueError(f"Give only one of {', '.join(given)}")
+        return self
+
 
 class ClientEdit(Input):
-    """Only the fields sent change."""
+    """Only the fields sent change; limit and expiry may be null (none)."""
 
-    name: ClientName | None = None
+    name: ClientName = None
     limit: Limit | None = None
     expiry: Expiry | None = None
-    reset_strategy: ResetStrategy | None = None
-    nodes: Nodes | None = None
+    reset_strategy: ResetStrategy = None
+    nodes: Nodes = None
 
 
 class Extend(Input):
@@ -120,7 +161,7 @@ class ClientQuery(BaseModel):
     node: NodeName | None = Field(None, description="Only clients on this node.")
     limit: int = Field(100, ge=1, le=500, description="Clients per page.")
     cursor: str | None = Field(
-        None, max_length=64, description="From the last page's next_cursor."
+        None, pattern=r"^[0-9]{1,18}$", description="From the last page's next_cursor."
     )
 
 

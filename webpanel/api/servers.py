@@ -55,6 +55,7 @@ def list_nodes():
     scope="read",
     response=schemas.Node,
     path_params={"node": "The node's name."},
+    path_examples={"node": "main"},
 )
 def get_node(node: str):
     """Read a node"""

@@ -43,7 +43,11 @@ class Operation:
     response: type[BaseModel] | None = None
     status: int = 200
     path_params: dict[str, str] = field(default_factory=dict)
+    path_examples: dict[str, str] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
+    # (path parameter, runtime expression): the response names a resource
+    # that the operations taking that parameter can act on (OpenAPI links).
+    link: tuple[str, str] | None = None
 
     @property
     def path(self) -> str:
@@ -189,7 +193,10 @@ def build_document(api: Api) -> dict:
     )
     paths: dict[str, dict] = {}
     for op in api.operations:
-        paths.setdefault(op.path, {})[op.method.lower()] = _describe(op, refs)
+        described = _describe(op, refs)
+        if op.link:
+            described["responses"][str(op.status)]["links"] = _links(op, api)
+        paths.setdefault(op.path, {})[op.method.lower()] = described
     return {
         "openapi": "3.1.0",
         "info": {"title": api.title, "version": api.version},
@@ -231,17 +238,31 @@ def _describe(op: Operation, refs: dict) -> dict:
     return described
 
 
+def _links(op: Operation, api: Api) -> dict:
+    param, expression = op.link
+    return {
+        target.handler.__name__: {
+            "operationId": target.handler.__name__,
+            "parameters": {param: expression},
+        }
+        for target in api.operations
+        if param in target.path_params
+    }
+
+
 def _parameters(op: Operation) -> list[dict]:
-    params = [
-        {
+    params = []
+    for name, text in op.path_params.items():
+        param = {
             "name": name,
             "in": "path",
             "required": True,
             "description": text,
             "schema": {"type": "string", "minLength": 1},
         }
-        for name, text in op.path_params.items()
-    ]
+        if name in op.path_examples:
+            param["example"] = op.path_examples[name]
+        params.append(param)
     if op.query:
         schema = op.query.model_json_schema()
         required = set(schema.get("required", []))
