@@ -111,6 +111,7 @@ def _configure_logging() -> None:
 def _register_blueprints(app: Flask) -> None:
     from plugins.telegram_bot.webhook import bp as telegram_webhook
     from webpanel.api import bp as api_bp
+    from webpanel.api_keys_page import bp as api_keys_bp
     from webpanel.auth import bp as auth_bp
     from webpanel.nodes_page import bp as nodes_bp
     from webpanel.panel import bp as panel_bp
@@ -120,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(panel_bp)
     app.register_blueprint(nodes_bp)
+    app.register_blueprint(api_keys_bp)
     app.register_blueprint(status_bp)
     app.register_blueprint(subscriptions_bp)
     # The API takes keys in a header, never cookies: CSRF can't reach it.
