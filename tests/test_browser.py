@@ -282,3 +282,45 @@ def test_it_hears_content_security_policy_violations(
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert page.evaluate("window.ran") is None
     assert any("Content Security Policy" in error for error in console.errors)
+
+
+def test_it_makes_an_api_key_that_a_script_can_use_but_a_session_cannot(
+    page: Page, panel: Panel, console: Console
+) -> None:
+    sign_in(page, panel)
+    page.get_by_role("link", name="API keys").click()
+    expect(page).to_have_url(f"{panel.url}/api-keys")
+    page.get_by_label("Name").fill("shop")
+    page.get_by_label("Scope").select_option("write")
+    page.get_by_role("button", name="Make key").click()
+    key = page.get_by_label("The new API key").input_value()
+    assert key.startswith("inf_")
+
+    # The signed-in browser, cookies and all, is refused without the key.
+    call = """async ([key, body]) => {
+        const headers = {"Content-Type": "application/json"};
+        if (key) headers["Authorization"] = "Bearer " + key;
+        const r = await fetch("/api/v1/clients", {method: "POST", headers, body});
+        return [r.status, r.headers.get("content-type"), await r.json()];
+    }"""
+    body = '{"name": "Из API", "limit": 5368709120, "days": 30}'
+    status, kind, problem = page.evaluate(call, [None, body])
+    assert (status, kind) == (401, "application/problem+json")
+    assert "Authorization: Bearer" in problem["detail"]
+    assert panel.clients() == []
+
+    status, _, made = page.evaluate(call, [key, body])
+    assert status == 201
+    assert made["name"] == "Из API"
+    assert [c.name for c in panel.clients()] == ["Из API"]
+    assert made["email"] in panel.simulator.users()
+
+    # The key list shows its use; the docs page renders under the CSP.
+    page.reload()
+    row = page.locator('tr[data-key="shop"]')
+    expect(row).not_to_contain_text("never")
+    expect(page.get_by_label("The new API key")).to_have_count(0)
+    page.get_by_role("link", name="JSON API").click()
+    expect(page.locator("#create_client")).to_contain_text("/clients")
+    assert console.errors == []
+    assert console.failed_loads == [("/api/v1/clients", 401)]
