@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 from webpanel import subscriptions
 from webpanel.models import Client
 from webpanel.models import Node
+from webpanel.models import db
 from webpanel.services import subscription_formats as formats
 from webpanel.services.clients import create_client
 from webpanel.subscriptions import TokenBucket
@@ -182,7 +183,13 @@ def test_it_sends_the_profile_headers(sub, member):
     assert base64.b64decode(title.removeprefix("base64:")).decode() == TRICKY
     assert response.headers["profile-update-interval"] == "12"
     disposition = response.headers["content-disposition"]
-    assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._-]+"', disposition)
+    found = re.fullmatch(
+        r'attachment; filename="[A-Za-z0-9._-]+"; filename\*=UTF-8\'\'(\S+)',
+        disposition,
+    )
+    assert found, disposition
+    assert urllib.parse.unquote(found.group(1)) == TRICKY  # the whole name
+    assert "support-url" not in response.headers  # none set
     assert response.headers["Cache-Control"] == "no-cache"
     assert response.headers["profile-web-page-url"].endswith(f"/sub/{member.sub_token}")
 
@@ -352,3 +359,14 @@ def test_it_shows_the_subscription_url_on_the_client_page(signed_in):
     html = signed_in.get(f"/clients/{client.id}").get_data(as_text=True)
 
     assert f"http://localhost/sub/{client.sub_token}" in html
+
+
+def test_it_sends_the_support_url_when_one_is_set(make_app, simulator):
+    app = make_app(simulator.address, SUPPORT_URL="https://t.me/example_support")
+    with app.app_context(), db.connection_context():
+        member = create_client("Боб")
+        response = app.test_client().get(
+            f"/sub/{member.sub_token}", headers={"User-Agent": "Happ/3.2.1"}
+        )
+    assert response.status_code == 200
+    assert response.headers["support-url"] == "https://t.me/example_support"

@@ -32,6 +32,7 @@ class Settings:
     xray_flow: str = "xtls-rprx-vision"
     xray_timeout: float = 5.0
     panel_public_url: str = ""
+    support_url: str = ""
     public_host: str = ""
     public_port: int = 8443
     reality_sni: str = ""
@@ -73,6 +74,7 @@ def load_settings(
         xray_flow=read.choice("XRAY_FLOW", "xtls-rprx-vision", FLOWS),
         xray_timeout=read.number("XRAY_TIMEOUT", 5.0, low=0.1, high=120),
         panel_public_url=read.url("PANEL_PUBLIC_URL"),
+        support_url=read.url("SUPPORT_URL"),
         public_host=read.text("PUBLIC_HOST"),
         public_port=read.port("PUBLIC_PORT", 8443),
         reality_sni=read.text("REALITY_SNI"),

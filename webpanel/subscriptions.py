@@ -25,6 +25,7 @@ from webpanel.models import Client
 from webpanel.services import subscription_formats as formats
 from webpanel.services.links import client_links
 from webpanel.services.links import subscription_url
+from webpanel.settings import current_settings
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,9 @@ def _subscription(client: Client, fmt: str) -> Response:
     url = subscription_url(client)
     if url:
         response.headers["profile-web-page-url"] = url
+    support = current_settings().support_url
+    if support:
+        response.headers["support-url"] = support
     response.headers["Cache-Control"] = "no-cache"
     response.vary.update(VARY)
     response.add_etag()

@@ -364,5 +364,8 @@ def profile_headers(
         "subscription-userinfo": userinfo(upload, download, total, expire),
         "profile-title": f"base64:{title}",
         "profile-update-interval": str(UPDATE_INTERVAL_HOURS),
-        "content-disposition": f'attachment; filename="{ascii_filename(name)}"',
+        # The quoted ASCII name is what Hiddify reads; filename* keeps the
+        # whole name (RFC 6266) for the apps that read it.
+        "content-disposition": f'attachment; filename="{ascii_filename(name)}"; '
+        f"filename*=UTF-8''{urllib.parse.quote(name, safe='')}",
     }
