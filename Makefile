@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FLASK := $(PY) -m flask --app wsgi
 SIM_PORT ?= 10085
 
-.PHONY: run demo test lint admin demo-admin protos setup setup-test clean bench
+.PHONY: run demo test lint admin demo-admin api-key demo-api-key protos setup setup-test clean bench
 
 setup:
 	@scripts/bootstrap.sh run
@@ -34,15 +34,21 @@ lint: setup-test
 admin: setup
 	$(FLASK) create-admin $(NAME)
 
+## A key for the JSON API (printed once): make api-key NAME=shop SCOPE=write
+api-key: setup
+	$(FLASK) api-key create $(NAME) --scope $(or $(SCOPE),read)
+
+## The same, for the demo's own database: make demo-api-key NAME=shop SCOPE=write
+demo-api-key: setup
+	@scripts/demo.sh flask api-key create $(NAME) --scope $(or $(SCOPE),read)
+
 ## Benchmarks (poll, restore, enforce, memory); figures in bench/README.md.
 bench: setup-test
 	$(PY) bench/run_all.py
 
 ## Make an admin of the demo's own database: make demo-admin NAME=you
 demo-admin: setup
-	INFINITY_INSTANCE=$(CURDIR)/instance/demo \
-	DATABASE_URL=sqlite:///$(CURDIR)/instance/demo/infinity.db \
-	$(FLASK) create-admin $(NAME)
+	@scripts/demo.sh flask create-admin $(NAME)
 
 ## Regenerate the gRPC stubs from xray/protos/*.proto.
 protos: setup-test

@@ -81,6 +81,16 @@ def history_job(app: Flask) -> None:
 
 
 def webhook_job(app: Flask) -> None:
-    """Send the webhook deliveries that are due."""
-    with app.app_context(), db.connection_context():
-        webhooks.deliver_due()
+    """Send the webhook deliveries that are due, again if woken meanwhile."""
+    runtime = app.extensions.get("infinity.runtime")
+    if runtime is None:
+        with app.app_context(), db.connection_context():
+            webhooks.deliver_due()
+        return
+    with runtime.running("webhooks") as woken, app.app_context():
+        while True:
+            woken.clear()
+            with db.connection_context():
+                webhooks.deliver_due()
+            if not woken.is_set():
+                return

@@ -6,6 +6,9 @@ import atexit
 import fcntl
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -38,11 +41,36 @@ class Runtime:
         self.app = app
         self.scheduler = scheduler
         self.lock = lock
+        self._woken: dict[str, threading.Event] = {}
+        self._busy: set[str] = set()
+        self._wake_lock = threading.Lock()
 
     def wake(self, job_id: str) -> None:
-        """Run a job now instead of at its next tick."""
-        if self.scheduler.running:
-            self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+        """Run a job now instead of at its next tick.
+
+        A job woken while it runs goes round once more (see `woken`); asking
+        the scheduler then would only be refused, with a warning.
+        """
+        with self._wake_lock:
+            self._woken.setdefault(job_id, threading.Event()).set()
+            if job_id in self._busy or not self.scheduler.running:
+                return
+        self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
+
+    @contextmanager
+    def running(self, job_id: str) -> Iterator[threading.Event]:
+        """Mark a job as running; the event tells whether it was woken since."""
+        with self._wake_lock:
+            self._busy.add(job_id)
+            woken = self._woken.setdefault(job_id, threading.Event())
+        try:
+            yield woken
+        finally:
+            with self._wake_lock:
+                self._busy.discard(job_id)
+                again = woken.is_set()  # woken as the job was finishing
+            if again and self.scheduler.running:
+                self.scheduler.modify_job(job_id, next_run_time=datetime.now(UTC))
 
     def stop(self) -> None:
         stop_plugins(self.app)

@@ -96,31 +96,33 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 def deliver_due(now: datetime | None = None) -> tuple[int, int]:
     """Send what is due, oldest first; return (delivered, failed).
 
-    Per key the order holds: after one failure the key's later events wait.
+    Per key the order holds: while an event waits for its retry, or failed
+    in this run, the key's later events wait behind it.
     """
     now = now or utcnow()
-    due = list(
+    unfinished = list(
         WebhookDelivery.select(WebhookDelivery, ApiKey)
         .join(ApiKey)
-        .where(WebhookDelivery.next_attempt_at <= now)
+        .where(WebhookDelivery.next_attempt_at.is_null(False))
         .order_by(WebhookDelivery.id)
         .limit(BATCH)
     )
     delivered = failed = 0
     blocked: set[int] = set()
-    for delivery in due:
+    for delivery in unfinished:
         key = delivery.key
-        if key.id in blocked:
-            continue
         if not key.active or not key.webhook_url:
             _finish(delivery, error="the key was revoked or lost its webhook")
+            continue
+        if key.id in blocked or delivery.next_attempt_at > now:
+            blocked.add(key.id)
             continue
         error = _send(delivery, key)
         if error is None:
             _finish(delivery, delivered=True)
             delivered += 1
         else:
-            _retry_later(delivery, error, key)
+            _retry_later(delivery, error, key, now)
             blocked.add(key.id)
             failed += 1
     _prune(now)
@@ -172,7 +174,9 @@ def _finish(delivery: WebhookDelivery, *, delivered: bool = False, error: str = 
     ).where(WebhookDelivery.id == delivery.id).execute()
 
 
-def _retry_later(delivery: WebhookDelivery, error: str, key: ApiKey) -> None:
+def _retry_later(
+    delivery: WebhookDelivery, error: str, key: ApiKey, now: datetime
+) -> None:
     attempts = delivery.attempts + 1
     if attempts > len(BACKOFF):
         log.warning(
@@ -184,7 +188,7 @@ def _retry_later(delivery: WebhookDelivery, error: str, key: ApiKey) -> None:
         )
         next_at = None
     else:
-        next_at = utcnow() + timedelta(seconds=BACKOFF[attempts - 1])
+        next_at = now + timedelta(seconds=BACKOFF[attempts - 1])
         log.info(
             "webhook %s for key %s failed (%s); next try in %d s",
             delivery.event,
