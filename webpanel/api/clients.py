@@ -99,6 +99,12 @@ def list_clients(query: schemas.ClientQuery):
             | (Client.uuid == term.lower())
         )
     if query.node:
+        if node_service.find_node(query.node) is None:
+            raise ApiProblem(
+                422,
+                "Some query fields are not valid.",
+                errors={"node": f"No node named {query.node}."},
+            )
         chosen = (
             ClientNode.select(ClientNode.client)
             .join(Node)

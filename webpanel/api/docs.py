@@ -45,6 +45,9 @@ def _current_document() -> dict:
         for choice in nodes["anyOf"]:
             if choice.get("type") == "array":
                 choice["items"]["enum"] = names
+    for param in document["paths"]["/clients"]["get"]["parameters"]:
+        if param["name"] == "node":
+            param["schema"]["enum"] = names
     return document
 
 

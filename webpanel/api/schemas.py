@@ -11,7 +11,11 @@ from pydantic import BaseModel
 from pydantic import BeforeValidator
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import ValidationError
+from pydantic import ValidatorFunctionWrapHandler
+from pydantic import WrapValidator
 from pydantic import model_validator
+from pydantic_core import PydanticCustomError
 
 from webpanel.services.inputs import GB
 from webpanel.services.inputs import MAX_DAYS
@@ -54,8 +58,21 @@ Expiry = Annotated[
     AwareDatetime,
     Field(description="When access ends (RFC 3339 with an offset); null for never."),
 ]
+
+
+def _one_nodes_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    # Either form may fail; one message for the field beats one per form.
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "nodes", 'Send "all" or a list of node names (a-z, 0-9, -)'
+        ) from None
+
+
 Nodes = Annotated[
     Literal["all"] | Annotated[list[NodeName], Field(min_length=1)],
+    WrapValidator(_one_nodes_error),
     Field(description='"all", or the names of the nodes the client is on.'),
 ]
 
@@ -151,7 +168,7 @@ class ClientPage(BaseModel):
     )
 
 
-class ClientQuery(BaseModel):
+class ClientQuery(Input):
     status: Status | None = Field(None, description="Only clients in this status.")
     search: str | None = Field(
         None,
@@ -165,7 +182,7 @@ class ClientQuery(BaseModel):
     )
 
 
-class UsageQuery(BaseModel):
+class UsageQuery(Input):
     period: Literal["hour", "day"] = Field("day", description="Bucket size.")
     count: int = Field(30, ge=1, le=366, description="How many buckets, newest last.")
 

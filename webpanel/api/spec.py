@@ -267,7 +267,7 @@ def _parameters(op: Operation) -> list[dict]:
         schema = op.query.model_json_schema()
         required = set(schema.get("required", []))
         for name, prop in schema["properties"].items():
-            prop = dict(prop)
+            prop = _not_null(prop)
             text = prop.pop("description", "")
             prop.pop("title", None)
             params.append(
@@ -280,6 +280,15 @@ def _parameters(op: Operation) -> list[dict]:
                 }
             )
     return params
+
+
+def _not_null(schema: dict) -> dict:
+    """A query value is text or absent, never null: drop the null choice."""
+    choices = [c for c in schema.get("anyOf", []) if c.get("type") != "null"]
+    if len(choices) != 1:
+        return dict(schema)
+    merged = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+    return {**merged, **choices[0]}
 
 
 def _responses(op: Operation, refs: dict) -> dict:

@@ -71,12 +71,13 @@ def create_client(
         data_limit=data_limit,
         expire_at=expire_at,
         on_hold_days=days if on_hold else None,
-        status="on_hold" if on_hold else "active",
+        status="active",
         reset_strategy=reset_strategy,
         next_reset_at=lifecycle.next_reset(reset_strategy, now, now),
         created_at=now,
         updated_at=now,
     )
+    client.status = status_for(client, now)  # an expiry already past: expired
     try:
         with db.atomic():
             _check_name_free(name)
