@@ -1606,6 +1606,9 @@ def test_it_serves_a_docs_page_naming_every_path_without_a_key(client: FlaskClie
     for op in OPERATIONS:
         assert op.path in page, op.path
     assert "openapi.json" in page
+    # Docstrings' `code` spans become <code>; nothing else turns into markup.
+    assert "<code>next_cursor</code>" in page
+    assert "`" not in page.split("<main>")[1]
 
 
 # The command line

@@ -101,3 +101,66 @@ def test_it_refuses_a_form_without_its_csrf_token(signed_in: FlaskClient) -> Non
     response = signed_in.post("/api-keys", data={"name": "shop"})
     assert response.status_code == 400
     assert ApiKey.select().count() == 0
+
+
+def test_it_sets_changes_and_removes_a_keys_webhook(signed_in: FlaskClient) -> None:
+    make_key(signed_in, name="shop")
+    key = ApiKey.get(ApiKey.name == "shop")
+    token = csrf_from(signed_in.get("/api-keys").get_data(as_text=True))
+    url = f"/api-keys/{key.id}/webhook"
+
+    response = signed_in.post(
+        url, data={"csrf_token": token, "webhook_url": "https://shop.example/a"}
+    )
+    assert response.status_code == 200
+    secret = ApiKey.get_by_id(key.id).webhook_secret
+    assert len(secret) == 64
+    assert secret in response.get_data(as_text=True)  # shown this once
+
+    # A new URL keeps the secret, and the page does not show it again.
+    response = signed_in.post(
+        url, data={"csrf_token": token, "webhook_url": "https://shop.example/b"}
+    )
+    row = ApiKey.get_by_id(key.id)
+    assert (row.webhook_url, row.webhook_secret) == ("https://shop.example/b", secret)
+    assert secret not in response.get_data(as_text=True)
+
+    signed_in.post(url, data={"csrf_token": token, "webhook_url": ""})
+    row = ApiKey.get_by_id(key.id)
+    assert (row.webhook_url, row.webhook_secret) == ("", "")
+
+
+def test_it_refuses_a_bad_webhook_url_and_keeps_the_old_one(signed_in: FlaskClient):
+    make_key(signed_in, name="shop", webhook_url="https://shop.example/a")
+    key = ApiKey.get(ApiKey.name == "shop")
+    token = csrf_from(signed_in.get("/api-keys").get_data(as_text=True))
+
+    response = signed_in.post(
+        f"/api-keys/{key.id}/webhook",
+        data={"csrf_token": token, "webhook_url": "gopher://x"},
+    )
+    assert response.status_code == 422
+    assert "Webhook URL must be" in response.get_data(as_text=True)
+    row = ApiKey.get_by_id(key.id)
+    assert (row.webhook_url, row.webhook_secret) == (
+        key.webhook_url,
+        key.webhook_secret,
+    )
+
+
+def test_it_sets_a_webhook_from_the_command_line(signed_in: FlaskClient, runner):
+    make_key(signed_in, name="shop")
+    result = runner.invoke(
+        args=["api-key", "webhook", "shop", "https://shop.example/h"]
+    )
+    assert result.exit_code == 0, result.output
+    secret = ApiKey.get(ApiKey.name == "shop").webhook_secret
+    assert f"webhook secret: {secret}" in result.output
+
+    result = runner.invoke(args=["api-key", "webhook", "shop"])
+    assert result.exit_code == 0
+    assert ApiKey.get(ApiKey.name == "shop").webhook_url == ""
+
+    result = runner.invoke(args=["api-key", "webhook", "nobody", "https://x.example"])
+    assert result.exit_code != 0
+    assert "no active key named 'nobody'" in result.output

@@ -320,7 +320,10 @@ def test_it_makes_an_api_key_that_a_script_can_use_but_a_session_cannot(
     row = page.locator('tr[data-key="shop"]')
     expect(row).not_to_contain_text("never")
     expect(page.get_by_label("The new API key")).to_have_count(0)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "api-keys-page.png", full_page=True)
     page.get_by_role("link", name="JSON API").click()
     expect(page.locator("#create_client")).to_contain_text("/clients")
+    page.screenshot(path=ARTIFACTS / "api-docs-page.png", full_page=True)
     assert console.errors == []
     assert console.failed_loads == [("/api/v1/clients", 401)]

@@ -69,6 +69,23 @@ def register_api_key_cli(app: Flask) -> None:
             state = f"revoked {iso(key.revoked_at)}" if key.revoked_at else used
             click.echo(f"{key.name}\t{key.prefix}…\t{key.scope}\t{state}")
 
+    @api_key_group.command("webhook")
+    @click.argument("name")
+    @click.argument("url", default="")
+    def webhook(name: str, url: str) -> None:
+        """Send a key's client events to URL; no URL: stop sending them."""
+        with db.connection_context():
+            key = api_keys.find_key(name)
+            if key is None:
+                raise click.ClickException(f"no active key named {name!r}")
+            try:
+                secret = api_keys.set_webhook(key, url)
+            except ApiKeyError as error:
+                raise click.ClickException(str(error)) from None
+        click.echo(f"key {name}: webhook {url or 'removed'}")
+        if secret:
+            click.echo(f"webhook secret: {secret}")
+
     @api_key_group.command("revoke")
     @click.argument("name")
     def revoke(name: str) -> None:

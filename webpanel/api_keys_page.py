@@ -23,10 +23,21 @@ def _signed_in() -> None:
     """Every page here needs a signed-in admin."""
 
 
-def _page(form: dict, errors: dict, status: int = 200, made: tuple | None = None):
+def _page(
+    form: dict,
+    errors: dict,
+    status: int = 200,
+    made: tuple | None = None,
+    hooked: tuple | None = None,
+):
     keys = api_keys.list_keys(include_revoked=True)
     page = render_template(
-        "api_keys.html", keys=keys, form=form, errors=errors, made=made
+        "api_keys.html",
+        keys=keys,
+        form=form,
+        errors=errors,
+        made=made,
+        hooked=hooked,
     )
     # The one page that shows a new key: never keep it in a cache.
     return page, status, {"Cache-Control": "no-store"}
@@ -49,11 +60,26 @@ def create():
     return _page({}, {}, 201, made=(key, plain))
 
 
+@bp.post("/api-keys/<int:key_id>/webhook")
+def webhook(key_id: int):
+    key = _active(key_id)
+    url = request.form.get("webhook_url", "")
+    try:
+        secret = api_keys.set_webhook(key, url)
+    except ApiKeyError as error:
+        errors = {f"webhook-{key.id}": error.errors["webhook_url"]}
+        return _page({f"webhook-{key.id}": url}, errors, 422)
+    return _page({}, {}, hooked=(key, secret))
+
+
 @bp.post("/api-keys/<int:key_id>/revoke")
 def revoke(key_id: int):
-    key = ApiKey.get_or_none(ApiKey.id == key_id)
-    if key is None:
-        abort(404)
-    if key.active:
-        api_keys.revoke_key(key)
+    api_keys.revoke_key(_active(key_id))
     return redirect(url_for("api_keys.index"))
+
+
+def _active(key_id: int) -> ApiKey:
+    key = ApiKey.get_or_none(ApiKey.id == key_id)
+    if key is None or not key.active:
+        abort(404)
+    return key

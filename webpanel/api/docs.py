@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import re
 
 from flask import jsonify
 from flask import render_template
+from markupsafe import Markup
+from markupsafe import escape
 
 from webpanel.api import api
 from webpanel.api import bp
@@ -32,8 +35,18 @@ def docs():
         for method, op in methods.items()
     ]
     return render_template(
-        "api_docs.html", document=document, operations=operations, type_of=_type_of
+        "api_docs.html",
+        document=document,
+        operations=operations,
+        type_of=_type_of,
+        ticks=_ticks,
     )
+
+
+def _ticks(text: str) -> Markup:
+    """Escaped text with `code` spans, as the handlers' docstrings write them."""
+    escaped = str(escape(text))
+    return Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))
 
 
 def _current_document() -> dict:

@@ -67,6 +67,30 @@ def create_key(
     return key, plain
 
 
+def set_webhook(key: ApiKey, url: str) -> str | None:
+    """Point a key's webhook at url ("" for none); return a new secret, if made.
+
+    A key keeps its secret while it has a URL; a key that had none gets a new
+    one, shown once. Clearing the URL forgets the secret.
+    """
+    url = (url or "").strip()
+    if url and (message := check_webhook_url(url)):
+        raise ApiKeyError({"webhook_url": message})
+    made = None
+    if not url:
+        secret = ""
+    elif key.webhook_secret:
+        secret = key.webhook_secret
+    else:
+        secret = made = secrets.token_hex(32)
+    ApiKey.update(webhook_url=url, webhook_secret=secret).where(
+        ApiKey.id == key.id
+    ).execute()
+    key.webhook_url, key.webhook_secret = url, secret
+    log.info("API key %s: webhook %s", key.name, "set" if url else "removed")
+    return made
+
+
 def check_webhook_url(url: str) -> str | None:
     """A message if url can't be a webhook target, else None."""
     parts = urlsplit(url)
