@@ -17,7 +17,7 @@ from webpanel.models import db
 from webpanel.nodes import close_gateways
 from xray.simulator import Simulator
 
-pytest_plugins = ["tests.daemons"]
+pytest_plugins = ["tests.daemons", "tests.api_support"]
 
 FAKE_PUBLIC_KEY = "Z84J2IelR9ch3k8VtlVhhs5ycBUlXA7wHBWcBrjqnAw"
 
