@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -28,6 +29,7 @@ from tests.daemons import eventually
 from tests.daemons import free_port
 from webpanel.models import ApiKey
 from webpanel.models import Client
+from webpanel.models import Node
 from webpanel.models import WebhookDelivery
 from webpanel.models import utcnow
 from webpanel.runtime import WEBHOOK_SECONDS
@@ -43,6 +45,9 @@ from webpanel.services.clients import disable_client
 from webpanel.services.clients import edit_client
 from webpanel.services.clients import enable_client
 from webpanel.services.clients import enforce_limits
+from webpanel.services.clients import regenerate_uuid
+from webpanel.services.clients import revoke_sub_token
+from webpanel.services.nodes import set_client_nodes
 from webpanel.services.webhooks import BACKOFF
 from webpanel.services.webhooks import deliver_due
 
@@ -386,6 +391,29 @@ def test_it_sends_each_change_of_a_client_in_the_order_it_happened(
     assert names == ["Carol"] + ["Caroline"] * 7
     ids = [int(r.headers["X-Infinity-Delivery"]) for r in receiver.requests()]
     assert ids == sorted(ids)
+
+
+def test_it_sends_the_new_subscription_url_and_uuid_and_a_change_of_nodes(
+    app: Flask, receiver: Receiver, hook_key: Key
+):
+    # Outside a request, subscription URLs are built on PANEL_PUBLIC_URL.
+    settings = app.extensions["infinity.settings"]
+    public = dataclasses.replace(settings, panel_public_url="https://panel.example")
+    app.extensions["infinity.settings"] = public
+    made = create_client("Dan", actor="admin")
+    old_url = made.sub_token
+    revoke_sub_token(made, actor="admin")
+    regenerate_uuid(made, actor="admin")
+    set_client_nodes(made, [Node.get(Node.name == "main")], actor="admin")
+
+    assert deliver_due() == (4, 0)
+    got = {r.event: r.payload["client"] for r in receiver.requests()}
+    assert list(got) == ["created", "new_sub_token", "new_uuid", "nodes"]
+    assert got["created"]["subscription_url"].endswith(f"/sub/{old_url}")
+    new_url = f"https://panel.example/sub/{made.sub_token}"
+    assert got["new_sub_token"]["subscription_url"] == new_url
+    assert got["new_uuid"]["uuid"] == made.uuid != got["created"]["uuid"]
+    assert got["nodes"]["nodes"] == ["main"]
 
 
 # 3. Retries with back-off, order per key

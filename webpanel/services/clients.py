@@ -291,4 +291,7 @@ def revoke_sub_token(client: Client, *, actor: str = "system") -> Client:
             Client.id == client.id
         ).execute()
         audit.record(client, "new_sub_token", actor)
+    client_changed.send(
+        client, event="new_sub_token", actor=actor, old_status=client.status
+    )
     return client

@@ -17,6 +17,7 @@ from webpanel.services.inputs import FieldError
 from webpanel.settings import FLAVORS
 from webpanel.settings import FLOWS
 from webpanel.settings import current_settings
+from webpanel.signals import client_changed
 
 log = logging.getLogger(__name__)
 
@@ -116,4 +117,5 @@ def set_client_nodes(
         names = "all" if nodes is None else ", ".join(n.name for n in nodes)
         audit.record(client, "nodes", actor, names)
     sync.apply_client(client, current_settings().xray_timeout)
+    client_changed.send(client, event="nodes", actor=actor, old_status=client.status)
     return client
