@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import threading
+import unicodedata
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -26,7 +29,9 @@ from tests.api_support import use
 from webpanel.models import AuditEntry
 from webpanel.models import Client
 from webpanel.models import Node
+from webpanel.models import db
 from webpanel.models import utcnow
+from webpanel.services import api_keys
 from webpanel.services import clients as service
 from webpanel.services import nodes as node_service
 from webpanel.services.clients import GB
@@ -267,6 +272,110 @@ def test_it_changes_nothing_for_an_empty_patch(writer: Caller, alice: Client):
 
     assert response.status_code == 200
     assert response.get_json() == before
+    assert AuditEntry.select().where(AuditEntry.event == "edited").count() == 0
+
+
+def test_it_keeps_fields_a_change_did_not_send_when_another_call_changed_them(
+    writer: Caller, alice: Client
+):
+    stale = fresh(alice)  # what a PATCH handler loaded before a renewal landed
+    was = stale.expire_at
+    writer.post(f"/clients/{alice.email}/extend", json={"days": 30})
+
+    service.edit_client(stale, data_limit=2 * GB)
+
+    row = fresh(alice)
+    assert row.data_limit == 2 * GB
+    assert row.expire_at == was + timedelta(days=30)
+
+
+def test_it_adds_both_of_two_renewals_sent_at_once(
+    make_app, simulator: Simulator, tmp_path
+):
+    # Two servers on one database, as two gunicorn workers would be.
+    first = make_app(simulator.address)
+    second = make_app(simulator.address)
+    with first.app_context(), db.connection_context():
+        made = service.create_client("Twice", days=1)
+        _, key = api_keys.create_key("shop", "write")
+    start = made.expire_at
+    barrier = threading.Barrier(2)
+
+    def renew(app: Flask) -> int:
+        http = app.test_client()
+        barrier.wait()
+        response = http.post(
+            f"{PREFIX}/clients/{made.email}/extend",
+            json={"days": 30},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(renew, [first, second]))
+
+    assert codes == [200, 200]
+    with first.app_context(), db.connection_context():
+        assert fresh(made).expire_at == start + timedelta(days=60)
+
+
+def test_it_refuses_to_extend_a_client_that_never_expires(writer: Caller, app: Flask):
+    never = service.create_client("Forever")
+
+    response = writer.post(f"/clients/{never.email}/extend", json={"days": 30})
+
+    body = assert_problem(response, 409)
+    assert body["errors"]["days"] == service.NEVER_EXPIRES
+    assert fresh(never).expire_at is None
+
+
+def test_it_finds_a_client_by_email_before_a_name_that_looks_like_one(
+    writer: Caller, alice: Client
+):
+    response = writer.post("/clients", json={"name": alice.email})
+    body = assert_problem(response, 422)
+    assert "email key" in body["errors"]["name"]
+    uuid = writer.post("/clients", json={"name": alice.uuid.upper()})
+    assert "UUID" in assert_problem(uuid, 422)["errors"]["name"]
+
+    assert writer.get(f"/clients/{alice.email}").get_json()["name"] == "Alice"
+
+
+@pytest.mark.parametrize(
+    "twin",
+    [
+        "ＡＬＩＣＥ",  # full-width letters
+        "Ali\u200dce",  # a joiner inside
+        "Alice",
+    ],
+)
+def test_it_refuses_a_name_that_only_looks_different(
+    writer: Caller, alice: Client, twin: str
+):
+    response = writer.post("/clients", json={"name": twin})
+
+    assert_problem(response, 409)
+    assert writer.get(f"/clients/{urllib.parse.quote(twin)}").status_code == 200
+
+
+@pytest.mark.parametrize("hidden", ["a\u200bb", "bob\u202eevil", "x\u2066y", "\ufeffz"])
+def test_it_refuses_invisible_characters_in_a_name(writer: Caller, hidden: str):
+    response = writer.post("/clients", json={"name": hidden})
+
+    body = assert_problem(response, 422)
+    assert body["errors"]["name"] == "Name contains control or invisible characters."
+    assert Client.select().count() == 0
+
+
+def test_it_finds_a_decomposed_name_as_the_composed_one(writer: Caller, app: Flask):
+    made = service.create_client("Zoë café")
+    decomposed = unicodedata.normalize("NFD", "zoë CAFÉ")
+
+    found = writer.get(f"/clients/{urllib.parse.quote(decomposed)}")
+    listed = writer.get("/clients", query_string={"search": decomposed[:4]})
+
+    assert found.get_json()["email"] == made.email
+    assert [c["email"] for c in listed.get_json()["items"]] == [made.email]
 
 
 def test_it_moves_a_client_to_the_nodes_sent_and_back_to_all(

@@ -352,7 +352,7 @@ def test_it_answers_odd_addresses_without_a_server_error(signed_in: FlaskClient,
 
 
 def test_it_refuses_odd_digits_in_forms(signed_in: FlaskClient):
-    client = service.create_client("odd")
+    client = service.create_client("odd", days=1)
 
     days = htmx_post(signed_in, "/clients", {"name": "x", "days": "²"})
     extend = htmx_post(signed_in, f"/clients/{client.id}/extend", {"days": "²"})

@@ -16,6 +16,7 @@ from playhouse.db_url import parse
 
 from webpanel.models import MODELS
 from webpanel.models import ApiKey
+from webpanel.models import Client
 from webpanel.models import SchemaVersion
 from webpanel.models import WebhookDelivery
 from webpanel.models import db
@@ -57,8 +58,29 @@ def _api_keys(database: Database) -> None:
     database.create_tables([ApiKey, WebhookDelivery])
 
 
+def _name_keys_nfkc(database: Database) -> None:
+    """Name keys fold Unicode forms too (NFKC), not only case."""
+    from webpanel.services.inputs import name_key
+
+    taken = set(Client.select(Client.name_key).tuples().execute())
+    taken = {key for (key,) in taken}
+    for client_id, name, old in Client.select(
+        Client.id, Client.name, Client.name_key
+    ).tuples():
+        new = name_key(name)
+        # Two old names that now fold alike: the later keeps its old key.
+        if new != old and new not in taken:
+            Client.update(name_key=new).where(Client.id == client_id).execute()
+            taken.discard(old)
+            taken.add(new)
+
+
 # Each entry brings the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: list[Callable[[Database], None]] = [_initial, _api_keys]
+MIGRATIONS: list[Callable[[Database], None]] = [
+    _initial,
+    _api_keys,
+    _name_keys_nfkc,
+]
 
 
 def schema_version(database: Database) -> int:

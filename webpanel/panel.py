@@ -27,6 +27,7 @@ from webpanel.services import clients as client_service
 from webpanel.services import history
 from webpanel.services import nodes as node_service
 from webpanel.services.clients import ClientError
+from webpanel.services.inputs import name_key
 from webpanel.services.invites import make_invite
 from webpanel.services.links import client_links
 from webpanel.services.links import subscription_url
@@ -80,7 +81,7 @@ def _client_page(query: str, page: str) -> dict:
     rows = Client.select().order_by(Client.id.desc())
     if query:
         rows = rows.where(
-            Client.name_key.contains(query.casefold()) | (Client.email == query.lower())
+            Client.name_key.contains(name_key(query)) | (Client.email == query.lower())
         )
     total = rows.count()
     shown = list(rows.offset((number - 1) * PAGE_SIZE).limit(PAGE_SIZE))

@@ -101,7 +101,7 @@ class AdminDesk:
         exact = self.panel.clients.find_client(query)
         similar = (
             Client.select()
-            .where(Client.name_key.contains(query.casefold()))
+            .where(Client.name_key.contains(self.panel.clients.name_key(query)))
             .order_by(Client.name_key)
             .limit(FIND_SHOWN + 1)
         )

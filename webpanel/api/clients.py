@@ -20,7 +20,9 @@ from webpanel.services import history
 from webpanel.services import nodes as node_service
 from webpanel.services.client_json import client_json
 from webpanel.services.clients import DUPLICATE
+from webpanel.services.clients import ClientGone
 from webpanel.services.inputs import FieldError
+from webpanel.services.inputs import name_key
 
 CLIENT = {"client": "The client's name, email key (c12) or UUID."}
 TAG = "clients"
@@ -42,6 +44,8 @@ def _actor() -> str:
 
 
 def _refused(error: FieldError) -> ApiProblem:
+    if isinstance(error, ClientGone):
+        return ApiProblem(404, "The client was deleted meanwhile.")
     if error.errors.get("name") == DUPLICATE:
         return ApiProblem(409, DUPLICATE, errors=error.errors)
     return ApiProblem(422, "Some body fields are not valid.", errors=error.errors)
@@ -94,7 +98,7 @@ def list_clients(query: schemas.ClientQuery):
     if query.search:
         term = query.search.strip()
         rows = rows.where(
-            Client.name_key.contains(term.casefold())
+            Client.name_key.contains(name_key(term))
             | (Client.email == term.lower())
             | (Client.uuid == term.lower())
         )
@@ -193,20 +197,16 @@ def edit_client(client: str, body: schemas.ClientEdit):
     found = _find(client)
     sent = body.model_fields_set
     nodes = _nodes(body.nodes) if "nodes" in sent else None
-    if "name" in sent and body.name is None:
-        raise ApiProblem(
-            422,
-            "Some body fields are not valid.",
-            errors={"name": "A client needs a name."},
-        )
+    changes: dict = {}
+    if "name" in sent:
+        changes["name"] = body.name
+    if "limit" in sent:
+        changes["data_limit"] = body.limit
+    if "expiry" in sent:
+        changes["expire_at"] = _utc(body.expiry)
     try:
         found = client_service.edit_client(
-            found,
-            name=body.name or found.name,
-            data_limit=body.limit if "limit" in sent else found.data_limit,
-            expire_at=_utc(body.expiry) if "expiry" in sent else found.expire_at,
-            reset_strategy=body.reset_strategy,
-            actor=_actor(),
+            found, **changes, reset_strategy=body.reset_strategy, actor=_actor()
         )
     except FieldError as error:
         raise _refused(error) from None
@@ -290,12 +290,16 @@ _action(
 def extend_client(client: str, body: schemas.Extend):
     """Add days to a client's expiry
 
-    Counted from now if it has passed; an expired client comes back.
+    Counted from now if it has passed; an expired client comes back. A client
+    on hold gets more days from first use. A client that never expires has
+    nothing to extend: 409.
     """
     try:
         changed = client_service.extend_client(_find(client), body.days, actor=_actor())
+    except ClientGone as error:
+        raise _refused(error) from None
     except FieldError as error:
-        # Valid on its own, too much for this client's expiry: a conflict.
+        # Valid on its own, not possible for this client's expiry: a conflict.
         message = next(iter(error.errors.values()))
         raise ApiProblem(409, message, errors={"days": message}) from None
     return _document(changed)

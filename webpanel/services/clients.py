@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid as uuidlib
+from collections.abc import Callable
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from peewee import Field
 from peewee import IntegrityError
@@ -33,7 +35,13 @@ from webpanel.signals import client_changed
 
 log = logging.getLogger(__name__)
 
+
+class ClientGone(ClientError):
+    """The client was deleted while the change was being made."""
+
+
 DUPLICATE = "A client with this name already exists."
+NEVER_EXPIRES = "This client never expires: there is nothing to extend."
 MAX_HOLD_DAYS = 36_500
 LATEST_EXPIRY = datetime(9000, 1, 1)
 
@@ -118,70 +126,111 @@ def _next_email() -> str:
     return f"c{State.get_by_id('email_seq').value}"
 
 
+class _Keep:
+    """An argument left out: the field keeps what the row holds then."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+# Sets fields on the row as it is inside the change's transaction; returns
+# the fields it set and a note for the audit log.
+Apply = Callable[[Client], tuple[list[Field], str]]
+
+
 def edit_client(
     client: Client,
     *,
-    name: str,
-    data_limit: int | None,
-    expire_at: datetime | None,
+    name: str = KEEP,
+    data_limit: int | None = KEEP,
+    expire_at: datetime | None = KEEP,
     reset_strategy: str | None = None,
     actor: str = "system",
 ) -> Client:
-    """Rename and set limits at once; the status follows the new limits.
+    """Rename and set limits; what is left out stays. The status follows.
 
-    An admin's `disabled` stays. On a ClientError nothing is saved, but the
-    object passed in may hold the refused values: load it again.
+    An admin's `disabled` stays. A change that changes nothing is not saved.
     """
-    name = clean_name(name)
-    renamed = f"renamed from {client.name}; " if name != client.name else ""
-    client.name, client.name_key = name, name_key(name)
-    client.data_limit, client.expire_at = data_limit, expire_at
-    changed = [Client.name, Client.name_key, Client.data_limit, Client.expire_at]
-    if expire_at is not None or client.last_traffic_at is not None:
-        client.on_hold_days = None  # a set date, or traffic seen, ends "on hold"
-        changed.append(Client.on_hold_days)
-    if reset_strategy is not None and reset_strategy != client.reset_strategy:
-        client.reset_strategy = reset_strategy
-        client.next_reset_at = lifecycle.next_reset(
-            reset_strategy, client.created_at, utcnow()
-        )
-        changed += [Client.reset_strategy, Client.next_reset_at]
-    detail = renamed + _limits_text(client)
-    return _change(client, "edited", actor, changed, detail=detail, check_name=True)
+    if name is not KEEP:
+        name = clean_name(name)
+
+    def apply(row: Client) -> tuple[list[Field], str]:
+        changed: list[Field] = []
+        note = ""
+        if name is not KEEP and name != row.name:
+            note = f"renamed from {row.name}; "
+        if name is not KEEP and (name, name_key(name)) != (row.name, row.name_key):
+            row.name, row.name_key = name, name_key(name)
+            changed += [Client.name, Client.name_key]
+        if data_limit is not KEEP and data_limit != row.data_limit:
+            row.data_limit = data_limit
+            changed.append(Client.data_limit)
+        if expire_at is not KEEP and expire_at != row.expire_at:
+            row.expire_at = expire_at
+            changed.append(Client.expire_at)
+        dated = expire_at is not KEEP and expire_at is not None
+        if row.on_hold_days is not None and (dated or row.last_traffic_at):
+            row.on_hold_days = None  # a set date, or traffic seen, ends "on hold"
+            changed.append(Client.on_hold_days)
+        if reset_strategy is not None and reset_strategy != row.reset_strategy:
+            row.reset_strategy = reset_strategy
+            row.next_reset_at = lifecycle.next_reset(
+                reset_strategy, row.created_at, utcnow()
+            )
+            changed += [Client.reset_strategy, Client.next_reset_at]
+        return changed, note + _limits_text(row)
+
+    return _change(client, "edited", actor, apply, check_name=name is not KEEP)
 
 
 def enable_client(client: Client, *, actor: str = "system") -> Client:
     if client.status != "disabled":
         return client
-    return _change(client, "enabled", actor, [])
+    return _change(client, "enabled", actor)
 
 
 def disable_client(client: Client, *, actor: str = "system") -> Client:
     if client.status == "disabled":
         return client
-    return _change(client, "disabled", actor, [])
+    return _change(client, "disabled", actor)
 
 
 def reset_usage(client: Client, *, actor: str = "system") -> Client:
     """Zero the period's usage; a limited client comes back, a disabled one stays."""
-    client.uplink = client.downlink = 0
-    return _change(client, "reset", actor, [Client.uplink, Client.downlink])
+
+    def apply(row: Client) -> tuple[list[Field], str]:
+        row.uplink = row.downlink = 0
+        return [Client.uplink, Client.downlink], ""
+
+    return _change(client, "reset", actor, apply)
 
 
 def extend_client(client: Client, days: int, *, actor: str = "system") -> Client:
-    """Add days to the expiry, counted from now if it has passed."""
-    now = utcnow()
-    if client.on_hold_days is not None and client.expire_at is None:
-        if client.on_hold_days + days > MAX_HOLD_DAYS:
-            raise ClientError({"extend": f"On hold for at most {MAX_HOLD_DAYS} days."})
-        client.on_hold_days += days
-    else:
-        start = max(client.expire_at or now, now)
+    """Add days to the expiry, counted from now if it has passed.
+
+    Counted on the row inside the transaction: two renewals at once add both.
+    A client that never expires has nothing to extend.
+    """
+
+    def apply(row: Client) -> tuple[list[Field], str]:
+        now = utcnow()
+        if row.on_hold_days is not None and row.expire_at is None:
+            if row.on_hold_days + days > MAX_HOLD_DAYS:
+                message = f"On hold for at most {MAX_HOLD_DAYS} days."
+                raise ClientError({"extend": message})
+            row.on_hold_days += days
+            return [Client.on_hold_days], f"+{days} days"
+        if row.expire_at is None:
+            raise ClientError({"extend": NEVER_EXPIRES})
+        start = max(row.expire_at, now)
         if start + timedelta(days=days) > LATEST_EXPIRY:
             raise ClientError({"extend": "The expiry would pass the year 9000."})
-        client.expire_at = start + timedelta(days=days)
-    changed = [Client.expire_at, Client.on_hold_days]
-    return _change(client, "extended", actor, changed, detail=f"+{days} days")
+        row.expire_at = start + timedelta(days=days)
+        return [Client.expire_at], f"+{days} days"
+
+    return _change(client, "extended", actor, apply)
 
 
 def delete_client(client: Client, *, actor: str = "system") -> None:
@@ -197,26 +246,27 @@ def _change(
     client: Client,
     event: str,
     actor: str,
-    changed: list[Field],
+    apply: Apply | None = None,
     *,
-    detail: str = "",
     check_name: bool = False,
 ) -> Client:
     """Save one action with its audit entry, then bring Xray in line.
 
-    Only the fields the action changed are written, onto the row as it is
-    now: a poll or another admin may have changed the rest since the
-    caller loaded it (usage above all, which only polls and resets write).
+    `apply` sets its fields on the row as it is inside the transaction, so
+    a poll, another admin or a second API call that changed the row since
+    the caller loaded it is neither overwritten nor lost.
     """
     now = utcnow()
     try:
         with db.atomic():
-            if check_name:
-                _check_name_free(client.name, exclude_id=client.id)
             fresh = Client.get_by_id(client.id)
             old = fresh.status
-            for field in changed:
-                setattr(fresh, field.name, getattr(client, field.name))
+            changed, detail = apply(fresh) if apply else ([], "")
+            if event == "edited" and not changed:
+                client.__data__.update(fresh.__data__)
+                return client  # nothing to save, log or announce
+            if check_name:
+                _check_name_free(fresh.name, exclude_id=fresh.id)
             if event == "disabled":
                 fresh.status = "disabled"
             elif event == "enabled" or fresh.status != "disabled":
@@ -229,7 +279,7 @@ def _change(
     except IntegrityError:
         raise ClientError({"name": DUPLICATE}) from None
     except Client.DoesNotExist:
-        raise ClientError({"name": "This client was deleted meanwhile."}) from None
+        raise ClientGone({"name": "This client was deleted meanwhile."}) from None
     client.__data__.update(fresh.__data__)
     log.info("client %s %s by %s (now %s)", client.email, event, actor, client.status)
     sync.apply_client(client, current_settings().xray_timeout)
@@ -260,12 +310,13 @@ def enforce_limits(now: datetime | None = None) -> list[lifecycle.Change]:
 
 
 def find_client(key: str) -> Client | None:
-    """By name (ignoring case), by email key, or by UUID."""
+    """By email key, by UUID, or by name (any case or Unicode form)."""
     key = key.strip()
+    # Keys first: a name can't take over another client's email key or UUID.
     return (
-        Client.get_or_none(Client.name_key == name_key(key))
-        or Client.get_or_none(Client.email == key.lower())
+        Client.get_or_none(Client.email == key.lower())
         or Client.get_or_none(Client.uuid == key.lower())
+        or Client.get_or_none(Client.name_key == name_key(key))
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC
 from datetime import date
@@ -31,19 +32,47 @@ class ClientError(FieldError):
     """Bad input for a client."""
 
 
+# Names that would read as another client's email key or UUID: the API finds
+# clients by all three, and a name must never point at someone else.
+KEY_LIKE = re.compile(
+    r"c\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
 def clean_name(raw: str | None) -> str:
     name = unicodedata.normalize("NFC", (raw or "").strip())
     if not name:
         raise ClientError({"name": "Name is required."})
     if len(name) > NAME_MAX:
         raise ClientError({"name": f"Name is longer than {NAME_MAX} characters."})
-    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
-        raise ClientError({"name": "Name contains control characters."})
+    if any(_hidden(ch) for ch in name):
+        raise ClientError({"name": "Name contains control or invisible characters."})
+    if KEY_LIKE.fullmatch(name):
+        raise ClientError(
+            {"name": "Name must not look like an email key (c12) or a UUID."}
+        )
     return name
 
 
+def _hidden(ch: str) -> bool:
+    """Control characters (Cc), lone surrogates (Cs) and invisible format
+    characters (Cf: zero-width space, direction overrides) that make
+    look-alike names; but not the joiners inside emoji and Persian words,
+    nor the tags of flag emoji."""
+    category = unicodedata.category(ch)
+    if category == "Cf":
+        return ch not in JOINERS and not "\U000e0020" <= ch <= "\U000e007f"
+    return category in ("Cc", "Cs")
+
+
+JOINERS = "\u200c\u200d"
+
+
 def name_key(name: str) -> str:
-    return name.casefold()
+    """What makes two names the same: any case, any Unicode form (Ａ = A),
+    with or without joiners."""
+    folded = unicodedata.normalize("NFKC", name.strip()).casefold()
+    return folded.translate({ord(ch): None for ch in JOINERS})
 
 
 def parse_limit_gb(raw: str | float | None) -> int | None:
