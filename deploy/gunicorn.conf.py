@@ -24,6 +24,7 @@ workers = int(_env.get("GUNICORN_WORKERS") or "1")
 threads = int(_env.get("GUNICORN_THREADS") or "8")
 timeout = 60
 accesslog = "-"
+logger_class = "webpanel.access_log.AccessLogger"  # masks tokens in paths
 # gunicorn's control socket lives in one per-user path; two panels on a host
 # would share it, and the panel does not use it.
 control_socket_disable = True

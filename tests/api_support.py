@@ -181,6 +181,16 @@ def raw_json(text: str) -> dict:
 
 BAD_CREATES = {
     "malformed JSON": (raw_json('{"name": "x",'), 400, None),
+    "an expiry past the year 8999": (
+        {"json": {"name": "x", "expiry": "9999-12-31T23:59:59-23:59"}},
+        422,
+        "expiry",
+    ),
+    "an expiry in year 1": (
+        {"json": {"name": "x", "expiry": "0001-01-01T00:00:00+00:01"}},
+        422,
+        "expiry",
+    ),
     "a string limit": ({"json": {"name": "x", "limit": "5"}}, 422, "limit"),
     "a fractional days": ({"json": {"name": "x", "days": 1.5}}, 422, "days"),
     "a string on_hold_days": (
@@ -257,6 +267,11 @@ BAD_CREATES = {
 
 BAD_EDITS = {
     "malformed JSON": (raw_json("{"), 400, None),
+    "an expiry past the year 8999": (
+        {"json": {"expiry": "9999-01-01T00:00:00Z"}},
+        422,
+        "expiry",
+    ),
     "a string limit": ({"json": {"limit": "5"}}, 422, "limit"),
     "an unknown field": ({"json": {"days": 3}}, 422, "days"),
     "an array body": ({"json": [{"limit": None}]}, 422, None),

@@ -814,6 +814,9 @@ def test_it_refuses_a_cursor_it_did_not_give_out(
         ({"node": "Not A Node!"}, "node"),
         ({"search": "x" * 65}, "search"),
         ({"stauts": "disabled"}, "stauts"),  # a typo must not list everyone
+        ({"limit": "1_0"}, "limit"),
+        ({"limit": " 10"}, "limit"),
+        ({"limit": ["1", "500"]}, "limit"),  # given twice
     ],
 )
 def test_it_refuses_a_bad_list_query(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 from flask import Flask
 
@@ -136,3 +139,30 @@ def test_it_names_the_methods_a_client_address_takes(writer: Caller, alice: Clie
     allowed = {m.strip() for m in response.headers["Allow"].split(",")}
     assert {"GET", "PATCH", "DELETE"} <= allowed
     assert fresh(alice).name == "Alice"
+
+
+def test_it_refuses_a_chunked_body_over_64_kib_without_reading_it_all(
+    writer: Caller, app: Flask
+):
+    padded = b'{"name": "spacey"' + b" " * (200 * 1024) + b"}"
+    # No Content-Length, as a chunked upload arrives: the length is unknown.
+    response = writer.post(
+        "/clients",
+        input_stream=io.BytesIO(padded),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert_problem(response, 413)
+    assert Client.select().count() == 0
+
+
+def test_it_explains_a_name_without_a_visible_character_in_words(writer: Caller):
+    response = writer.post("/clients", json={"name": "   "})
+
+    body = assert_problem(response, 422)
+    assert body["errors"]["name"] == (
+        "Name must hold a visible character and no control characters."
+    )
+    assert "\\x" not in json.dumps(body)

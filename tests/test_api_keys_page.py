@@ -81,6 +81,12 @@ def test_it_refuses_bad_input_with_a_message_and_saves_nothing(
         ({"name": "ok", "scope": "admin"}, "Scope must be read or write."),
         ({"name": "ok", "webhook_url": "ftp://x"}, "Webhook URL must be"),
         ({"name": "ok", "webhook_url": "not a url"}, "Webhook URL must be"),
+        ({"name": "ok", "webhook_url": "http://[::1"}, "Webhook URL must be"),
+        (
+            {"name": "ok", "webhook_url": "http://x.example:port/"},
+            "Webhook URL must be",
+        ),
+        ({"name": "ok", "webhook_url": "http://x.example/a b"}, "Webhook URL must be"),
     ]
     for fields, message in cases:
         response = make_key(signed_in, **fields)
@@ -160,6 +166,11 @@ def test_it_sets_a_webhook_from_the_command_line(signed_in: FlaskClient, runner)
     result = runner.invoke(args=["api-key", "webhook", "shop"])
     assert result.exit_code == 0
     assert ApiKey.get(ApiKey.name == "shop").webhook_url == ""
+
+    result = runner.invoke(args=["api-key", "webhook", "shop", "http://[::1"])
+    assert result.exit_code == 1
+    assert "Webhook URL must be" in result.output
+    assert "Traceback" not in result.output
 
     result = runner.invoke(args=["api-key", "webhook", "nobody", "https://x.example"])
     assert result.exit_code != 0

@@ -194,3 +194,14 @@ def test_it_runs_the_jobs_in_exactly_one_of_four_gunicorn_workers(
     (runner,) = STARTED.findall(log)
     assert runner in workers
     assert (instance / LOCK_NAME).read_text().strip() == runner
+
+    # The access log names the subscription it served, but not its token.
+    url = f"http://127.0.0.1:{port}/sub/{client.sub_token}"
+    assert gunicorn.wait_for_http(url) == 200
+
+    def logged() -> str:
+        access = (tmp_path / "gunicorn.out").read_text() + gunicorn.stderr()
+        assert f"/sub/{client.sub_token[:4]}…" in access
+        return access
+
+    assert client.sub_token not in eventually(logged, retry_on=AssertionError)

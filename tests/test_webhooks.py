@@ -416,6 +416,21 @@ def test_it_sends_the_new_subscription_url_and_uuid_and_a_change_of_nodes(
     assert got["nodes"]["nodes"] == ["main"]
 
 
+def test_it_announces_a_client_made_for_some_nodes_with_those_nodes(
+    client: FlaskClient, receiver: Receiver, hook_key: Key
+):
+    response = client.post(
+        "/api/v1/clients",
+        json={"name": "Ola", "nodes": ["main"]},
+        headers=hook_key.bearer,
+    )
+    assert response.status_code == 201
+
+    assert deliver_due() == (1, 0)
+    [request] = receiver.requests()
+    assert (request.event, request.payload["client"]["nodes"]) == ("created", ["main"])
+
+
 # 3. Retries with back-off, order per key
 
 
@@ -509,6 +524,21 @@ def test_it_holds_a_keys_later_events_while_an_earlier_one_waits_to_retry(
     later = utcnow() + timedelta(seconds=BACKOFF[0] + 1)
     assert deliver_due(now=later) == (2, 0)
     assert receiver.events("/stuck") == ["created", "created", "disabled"]
+
+
+def test_it_keeps_sending_to_other_keys_while_one_receiver_is_down_for_long(
+    app: Flask, receiver: Receiver, make_key: Callable[..., Key]
+):
+    make_key("dead", f"http://127.0.0.1:{free_port()}/hook")
+    make_key("fine", receiver.url("/fine"))
+    crowd = [create_client(f"Guest {n}") for n in range(webhooks.PER_KEY + 20)]
+    assert deliver_due() == (webhooks.PER_KEY, 1)
+
+    create_client("Late")
+    deliver_due()
+
+    names = [r.payload["client"]["name"] for r in receiver.requests()]
+    assert names == [c.name for c in crowd] + ["Late"]
 
 
 # 4. Redirects, dead and slow receivers

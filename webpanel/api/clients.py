@@ -150,12 +150,11 @@ def create_client(body: schemas.ClientCreate):
             expire_at=_utc(body.expiry),
             on_hold=body.on_hold_days is not None,
             reset_strategy=body.reset_strategy,
+            nodes=nodes,
             actor=_actor(),
         )
     except FieldError as error:
         raise _refused(error) from None
-    if nodes is not None:
-        client = node_service.set_client_nodes(client, nodes, actor=_actor())
     location = url_for("api.get_client", client=client.email)
     return Response(
         _document(client).model_dump_json(),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 from typing import Literal
 
+from pydantic import AfterValidator
 from pydantic import AwareDatetime
 from pydantic import BaseModel
 from pydantic import BeforeValidator
@@ -22,6 +23,13 @@ from webpanel.services.inputs import MAX_DAYS
 from webpanel.services.inputs import MAX_LIMIT_GB
 from webpanel.services.inputs import MIN_LIMIT
 from webpanel.services.inputs import NAME_MAX
+
+# What to say when a value fails its field's pattern.
+PATTERN_MESSAGES = {
+    "name": "Name must hold a visible character and no control characters.",
+    "node": "Node names are lowercase letters, digits and dashes.",
+    "cursor": "Not a cursor this API gave out.",
+}
 
 Status = Literal["active", "on_hold", "disabled", "limited", "expired"]
 ResetStrategy = Literal["none", "day", "week", "month", "year"]
@@ -54,9 +62,24 @@ Limit = Annotated[
     BeforeValidator(_whole),
 ]
 Days = Annotated[int, Field(ge=1, le=MAX_DAYS), BeforeValidator(_whole)]
+# Years 1970-8999: the panel keeps expiries before the year 9000, and a date
+# at the ends of the calendar would overflow once moved to UTC.
+YEARS = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
+
+
+def _in_years(moment: datetime) -> datetime:
+    if not 1970 <= moment.year <= 8999:
+        raise ValueError("Expiry must be in the years 1970 to 8999")
+    return moment
+
+
 Expiry = Annotated[
     AwareDatetime,
-    Field(description="When access ends (RFC 3339 with an offset); null for never."),
+    AfterValidator(_in_years),
+    Field(
+        description="When access ends (RFC 3339 with an offset); null for never.",
+        json_schema_extra={"pattern": YEARS},
+    ),
 ]
 
 
@@ -168,6 +191,16 @@ class ClientPage(BaseModel):
     )
 
 
+def _digits(value: object) -> object:
+    # Query values are text; Python would also read "1_0" or " 10" as 10.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("Input should be a whole number")
+    return value
+
+
+QueryCount = Annotated[int, BeforeValidator(_digits)]
+
+
 class ClientQuery(Input):
     status: Status | None = Field(None, description="Only clients in this status.")
     search: str | None = Field(
@@ -176,7 +209,7 @@ class ClientQuery(Input):
         description="Part of the name (any case), or a whole email key or UUID.",
     )
     node: NodeName | None = Field(None, description="Only clients on this node.")
-    limit: int = Field(100, ge=1, le=500, description="Clients per page.")
+    limit: QueryCount = Field(100, ge=1, le=500, description="Clients per page.")
     cursor: str | None = Field(
         None, pattern=r"^[0-9]{1,18}$", description="From the last page's next_cursor."
     )
@@ -184,7 +217,9 @@ class ClientQuery(Input):
 
 class UsageQuery(Input):
     period: Literal["hour", "day"] = Field("day", description="Bucket size.")
-    count: int = Field(30, ge=1, le=366, description="How many buckets, newest last.")
+    count: QueryCount = Field(
+        30, ge=1, le=366, description="How many buckets, newest last."
+    )
 
 
 class UsagePoint(BaseModel):

@@ -24,6 +24,7 @@ from pydantic.json_schema import models_json_schema
 
 from webpanel.api.problems import PROBLEM_TYPE
 from webpanel.api.problems import ApiProblem
+from webpanel.api.schemas import PATTERN_MESSAGES
 from webpanel.services import api_keys
 
 MAX_BODY = 64 * 1024
@@ -102,7 +103,7 @@ def _run(op: Operation, path: dict[str, str]) -> Response:
     g.api_key = _authorize(op.scope)
     kwargs = dict(path)
     if op.query:
-        kwargs["query"] = _validate(op.query, request.args.to_dict(), where="query")
+        kwargs["query"] = _query(op.query)
     if op.body:
         kwargs["body"] = _body(op.body)
     result = op.handler(**kwargs)
@@ -137,17 +138,33 @@ def _authorize(scope: str):
 
 
 def _body(model: type[BaseModel]) -> BaseModel:
-    request.max_content_length = MAX_BODY
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise ApiProblem(415, "Send the body as JSON (Content-Type: application/json).")
-    raw = request.get_data(cache=True)  # over MAX_BODY: 413 from the error handler
+    too_large = ApiProblem(413, f"The body is larger than {MAX_BODY // 1024} KiB.")
+    if (request.content_length or 0) > MAX_BODY:
+        raise too_large
+    # A chunked body has no length: read one byte past the limit to know.
+    # (Werkzeug's own limit would cut such a body short without a word.)
+    raw = request.stream.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise too_large
     try:
         return model.model_validate_json(raw or b"{}", strict=True)
     except ValidationError as error:
         if any(e["type"] == "json_invalid" for e in error.errors()):
             raise ApiProblem(400, "The body is not valid JSON.") from None
         raise _invalid(error, "body") from None
+
+
+def _query(model: type[BaseModel]) -> BaseModel:
+    values = request.args.to_dict(flat=False)
+    repeated = {
+        name: "Give this field once." for name, v in values.items() if len(v) > 1
+    }
+    if repeated:
+        raise ApiProblem(422, "Some query fields are not valid.", errors=repeated)
+    return _validate(model, {name: v[0] for name, v in values.items()}, "query")
 
 
 def _validate(model: type[BaseModel], values: dict, where: str) -> BaseModel:
@@ -172,6 +189,10 @@ def _message(item: dict) -> str:
         return "This field is required."
     if item["type"] == "model_type" and not item["loc"]:
         return "The body must be a JSON object."
+    if item["type"] == "string_pattern_mismatch":
+        # The pattern itself would mean nothing to the caller.
+        field = str(item["loc"][0]) if item["loc"] else ""
+        return PATTERN_MESSAGES.get(field, "This value has the wrong form.")
     return item["msg"].removeprefix("Value error, ") + "."
 
 

@@ -93,13 +93,16 @@ def set_webhook(key: ApiKey, url: str) -> str | None:
 
 def check_webhook_url(url: str) -> str | None:
     """A message if url can't be a webhook target, else None."""
-    parts = urlsplit(url)
-    if (
-        len(url) > URL_MAX
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-    ):
-        return "Webhook URL must be an http:// or https:// address."
+    message = "Webhook URL must be an http:// or https:// address."
+    if len(url) > URL_MAX or not url.isprintable() or " " in url:
+        return message
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        return message
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return message
     return None
 
 

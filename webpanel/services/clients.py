@@ -6,6 +6,7 @@ import logging
 import secrets
 import uuid as uuidlib
 from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,8 @@ from peewee import IntegrityError
 
 from webpanel.formatting import human_bytes
 from webpanel.models import Client
+from webpanel.models import ClientNode
+from webpanel.models import Node
 from webpanel.models import State
 from webpanel.models import db
 from webpanel.models import utcnow
@@ -54,9 +57,12 @@ def create_client(
     expire_at: datetime | None = None,
     on_hold: bool = False,
     reset_strategy: str = "none",
+    nodes: Sequence[Node] | None = None,
     actor: str = "system",
 ) -> Client:
     """Save a new client, then add it to Xray (or leave it pending).
+
+    It goes on every node, or only on `nodes` when given.
 
     The expiry is `days` from now or the moment `expire_at`; with on_hold,
     the `days` start counting at the client's first traffic.
@@ -90,8 +96,12 @@ def create_client(
         with db.atomic():
             _check_name_free(name)
             client.email = _next_email()
+            client.all_nodes = nodes is None
             client.save(force_insert=True)
-            audit.record(client, "created", actor, _limits_text(client))
+            for node in nodes or []:
+                ClientNode.create(client=client, node=node)
+            on = "" if nodes is None else "; on " + ", ".join(n.name for n in nodes)
+            audit.record(client, "created", actor, _limits_text(client) + on)
     except IntegrityError:
         raise ClientError({"name": DUPLICATE}) from None
     log.info("client %s (%s) created by %s", client.email, client.name, actor)

@@ -1,8 +1,8 @@
 """Webhooks: client events POSTed to each key's URL, signed, retried, in the background.
 
-A change only writes a delivery row (inside the request or job that made
-it); the webhook job sends the rows, so a slow or dead receiver never holds
-a request up.
+A change only writes a delivery row, in the request or job that made it,
+right after its own commit; the webhook job sends the rows, so a slow or
+dead receiver never holds a request up.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 # Seconds to wait after the 1st, 2nd, … failed attempt; then it is given up.
 BACKOFF = (10, 60, 300, 1800, 7200)
 TIMEOUT = 5.0
-BATCH = 100
+PER_KEY = 100  # events a key may get in one run; the rest go in the next
 KEEP = timedelta(days=7)
 USER_AGENT = "infinity-webhook/1"
 
@@ -94,39 +94,57 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def deliver_due(now: datetime | None = None) -> tuple[int, int]:
-    """Send what is due, oldest first; return (delivered, failed).
+    """Send what is due, each key's events in order; return (delivered, failed).
 
-    Per key the order holds: while an event waits for its retry, or failed
-    in this run, the key's later events wait behind it.
+    Keys take turns: a key whose receiver is down holds up only its own
+    events, which wait behind the one being retried.
     """
     now = now or utcnow()
-    unfinished = list(
-        WebhookDelivery.select(WebhookDelivery, ApiKey)
-        .join(ApiKey)
-        .where(WebhookDelivery.next_attempt_at.is_null(False))
-        .order_by(WebhookDelivery.id)
-        .limit(BATCH)
+    waiting = WebhookDelivery.select(WebhookDelivery.key).where(
+        WebhookDelivery.next_attempt_at.is_null(False)
     )
     delivered = failed = 0
-    blocked: set[int] = set()
-    for delivery in unfinished:
-        key = delivery.key
+    for key in ApiKey.select().where(ApiKey.id.in_(waiting)):
         if not key.active or not key.webhook_url:
-            _finish(delivery, error="the key was revoked or lost its webhook")
+            _drop_all(key)
             continue
-        if key.id in blocked or delivery.next_attempt_at > now:
-            blocked.add(key.id)
-            continue
-        error = _send(delivery, key)
-        if error is None:
-            _finish(delivery, delivered=True)
-            delivered += 1
-        else:
-            _retry_later(delivery, error, key, now)
-            blocked.add(key.id)
-            failed += 1
+        sent, error = _deliver_for(key, now)
+        delivered += sent
+        failed += error
     _prune(now)
     return delivered, failed
+
+
+def _deliver_for(key: ApiKey, now: datetime) -> tuple[int, int]:
+    """A key's due events, oldest first, until one fails or none is due."""
+    pending = (
+        WebhookDelivery.select()
+        .where(
+            (WebhookDelivery.key == key.id)
+            & WebhookDelivery.next_attempt_at.is_null(False)
+        )
+        .order_by(WebhookDelivery.id)
+        .limit(PER_KEY)
+    )
+    sent = 0
+    for delivery in pending:
+        if delivery.next_attempt_at > now:
+            break  # the oldest waits for its retry; the rest wait behind it
+        error = _send(delivery, key)
+        if error is not None:
+            _retry_later(delivery, error, key, now)
+            return sent, 1
+        _delivered(delivery)
+        sent += 1
+    return sent, 0
+
+
+def _drop_all(key: ApiKey) -> None:
+    WebhookDelivery.update(
+        next_attempt_at=None, last_error="the key was revoked or lost its webhook"
+    ).where(
+        (WebhookDelivery.key == key.id) & WebhookDelivery.next_attempt_at.is_null(False)
+    ).execute()
 
 
 def _send(delivery: WebhookDelivery, key: ApiKey) -> str | None:
@@ -165,12 +183,12 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def _finish(delivery: WebhookDelivery, *, delivered: bool = False, error: str = ""):
+def _delivered(delivery: WebhookDelivery) -> None:
     WebhookDelivery.update(
-        attempts=WebhookDelivery.attempts + (1 if delivered else 0),
+        attempts=WebhookDelivery.attempts + 1,
         next_attempt_at=None,
-        delivered_at=utcnow() if delivered else None,
-        last_error=error,
+        delivered_at=utcnow(),
+        last_error="",
     ).where(WebhookDelivery.id == delivery.id).execute()
 
 
