@@ -6,10 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-port=${SIM_PORT:-10085}
-
 # An instance folder of its own, so demo clients never mix with real ones.
-# Commands get the same settings: the main node follows them at every start.
+# Commands get the same settings as the running demo (the main node follows
+# the settings at every start): the demo notes its ports for them.
+mkdir -p instance/demo
+ports=instance/demo/ports.env
+if [ "${1:-}" = flask ] && [ -z "${SIM_PORT:-}" ] && [ -f "$ports" ]; then
+  set -a
+  # shellcheck disable=SC1090
+  . "$ports"
+  set +a
+fi
+port=${SIM_PORT:-10085}
 export INFINITY_INSTANCE="$PWD/instance/demo"
 export DATABASE_URL="sqlite:///$PWD/instance/demo/infinity.db"
 export XRAY_API="127.0.0.1:$port" XRAY_FLAVOR=xray
@@ -23,6 +31,7 @@ if [ "${1:-}" = flask ]; then
   exec .venv/bin/python -m flask --app wsgi "$@"
 fi
 
+printf 'SIM_PORT=%s\nPANEL_PORT=%s\n' "$port" "${PANEL_PORT:-8000}" > "$ports"
 .venv/bin/python -m xray.simulator --port "$port" --demo-traffic &
 sim=$!
 trap 'kill "$sim" 2>/dev/null || true' EXIT INT TERM

@@ -322,8 +322,19 @@ def test_it_makes_an_api_key_that_a_script_can_use_but_a_session_cannot(
     expect(page.get_by_label("The new API key")).to_have_count(0)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / "api-keys-page.png", full_page=True)
+
+    # Revoking asks first; dismissed, the key stays; accepted, it stops.
+    page.once("dialog", lambda dialog: dialog.dismiss())
+    row.get_by_role("button", name="Revoke").click()
+    expect(row).not_to_contain_text("revoked")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Revoke").click()
+    expect(row).to_contain_text("revoked")
+    status, _, _ = page.evaluate(call, [key, '{"name": "late"}'])
+    assert status == 401
+
     page.get_by_role("link", name="JSON API").click()
     expect(page.locator("#create_client")).to_contain_text("/clients")
     page.screenshot(path=ARTIFACTS / "api-docs-page.png", full_page=True)
     assert console.errors == []
-    assert console.failed_loads == [("/api/v1/clients", 401)]
+    assert console.failed_loads == [("/api/v1/clients", 401)] * 2

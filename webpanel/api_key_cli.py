@@ -59,15 +59,19 @@ def register_api_key_cli(app: Flask) -> None:
     @click.option("--all", "show_all", is_flag=True, help="revoked keys too")
     @click.option("--json", "as_json", is_flag=True)
     def list_command(show_all: bool, as_json: bool) -> None:
+        """The keys: name, start of the key, scope, webhook, last use."""
         with db.connection_context():
             keys = api_keys.list_keys(include_revoked=show_all)
         if as_json:
             click.echo(json.dumps([key_json(k) for k in keys], ensure_ascii=False))
             return
+        if keys:
+            click.echo("name\tkey\tscope\twebhook\tlast used")
         for key in keys:
-            used = iso(key.last_used_at) or "never used"
+            used = iso(key.last_used_at) or "never"
             state = f"revoked {iso(key.revoked_at)}" if key.revoked_at else used
-            click.echo(f"{key.name}\t{key.prefix}…\t{key.scope}\t{state}")
+            hook = key.webhook_url or "-"
+            click.echo(f"{key.name}\t{key.prefix}…\t{key.scope}\t{hook}\t{state}")
 
     @api_key_group.command("webhook")
     @click.argument("name")

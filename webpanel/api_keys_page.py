@@ -75,6 +75,8 @@ def webhook(key_id: int):
 @bp.post("/api-keys/<int:key_id>/revoke")
 def revoke(key_id: int):
     api_keys.revoke_key(_active(key_id))
+    if request.headers.get("HX-Request"):
+        return _page({}, {})
     return redirect(url_for("api_keys.index"))
 
 
