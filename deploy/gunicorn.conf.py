@@ -23,6 +23,9 @@ bind = f"{_env.get('PANEL_HOST') or '127.0.0.1'}:{_env.get('PANEL_PORT') or '800
 workers = int(_env.get("GUNICORN_WORKERS") or "1")
 threads = int(_env.get("GUNICORN_THREADS") or "8")
 timeout = 60
+# The longest request line gunicorn takes (its default is half): a long
+# search or cursor gets the API's own answer rather than a bare 414 page.
+limit_request_line = 8190
 accesslog = "-"
 logger_class = "webpanel.access_log.AccessLogger"  # masks tokens in paths
 # gunicorn's control socket lives in one per-user path; two panels on a host

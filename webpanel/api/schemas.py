@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 from typing import Literal
@@ -23,6 +24,7 @@ from webpanel.services.inputs import MAX_DAYS
 from webpanel.services.inputs import MAX_LIMIT_GB
 from webpanel.services.inputs import MIN_LIMIT
 from webpanel.services.inputs import NAME_MAX
+from webpanel.services.inputs import hidden_runs
 
 # What to say when a value fails its field's pattern.
 PATTERN_MESSAGES = {
@@ -37,7 +39,11 @@ NodeState = Literal["unchecked", "offline", "online", "out_of_sync"]
 NodeName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 # A name holds no control characters and more than blanks (the service also
 # trims it and checks its length after Unicode normalisation).
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+HIDDEN = "".join(
+    re.escape(first) if first == last else f"{re.escape(first)}-{re.escape(last)}"
+    for first, last in hidden_runs()
+)
+NAME_PATTERN = f"^[^{HIDDEN}]*[^\\s{HIDDEN}][^{HIDDEN}]*$"
 ClientName = Annotated[
     str,
     Field(min_length=1, max_length=NAME_MAX, pattern=NAME_PATTERN),

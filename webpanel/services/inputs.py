@@ -68,6 +68,22 @@ def _hidden(ch: str) -> bool:
 JOINERS = "\u200c\u200d"
 
 
+def hidden_runs() -> list[tuple[str, str]]:
+    """The characters `_hidden` refuses, as (first, last) runs: for patterns.
+
+    Lone surrogates are left out: no JSON text can carry one to a name.
+    """
+    runs: list[list[int]] = []
+    for code in range(0x110000):
+        if 0xD800 <= code <= 0xDFFF or not _hidden(chr(code)):
+            continue
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return [(chr(first), chr(last)) for first, last in runs]
+
+
 def name_key(name: str) -> str:
     """What makes two names the same: any case, any Unicode form (Ａ = A),
     with or without joiners."""
