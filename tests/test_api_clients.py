@@ -26,6 +26,7 @@ from tests.api_support import main_node
 from tests.api_support import snapshot
 from tests.api_support import url_of
 from tests.api_support import use
+from webpanel.api.schemas import PATTERN_MESSAGES
 from webpanel.models import AuditEntry
 from webpanel.models import Client
 from webpanel.models import Node
@@ -363,7 +364,7 @@ def test_it_refuses_invisible_characters_in_a_name(writer: Caller, hidden: str):
     response = writer.post("/clients", json={"name": hidden})
 
     body = assert_problem(response, 422)
-    assert body["errors"]["name"] == "Name contains control or invisible characters."
+    assert body["errors"]["name"] == PATTERN_MESSAGES["name"]
     assert Client.select().count() == 0
 
 

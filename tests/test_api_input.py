@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import pytest
 from flask import Flask
@@ -14,8 +15,13 @@ from tests.api_support import Caller
 from tests.api_support import assert_problem
 from tests.api_support import fresh
 from tests.api_support import snapshot
+from webpanel.api.schemas import NAME_PATTERN
+from webpanel.api.schemas import PATTERN_MESSAGES
 from webpanel.models import Client
 from webpanel.services import clients as service
+from webpanel.services.inputs import ClientError
+from webpanel.services.inputs import clean_name
+from webpanel.services.inputs import hidden_runs
 from xray.simulator import Simulator
 
 
@@ -162,7 +168,18 @@ def test_it_explains_a_name_without_a_visible_character_in_words(writer: Caller)
     response = writer.post("/clients", json={"name": "   "})
 
     body = assert_problem(response, 422)
-    assert body["errors"]["name"] == (
-        "Name must hold a visible character and no control characters."
-    )
+    assert body["errors"]["name"] == PATTERN_MESSAGES["name"]
     assert "\\x" not in json.dumps(body)
+
+
+def test_its_name_pattern_and_the_service_refuse_the_same_characters():
+    pattern = re.compile(NAME_PATTERN)
+    for first, last in hidden_runs():
+        for ch in {first, last}:
+            name = f"a{ch}b"
+            assert not pattern.search(name), hex(ord(ch))
+            with pytest.raises(ClientError):
+                clean_name(name)
+    for fine in ("Иван", "🐱\u200d👤", "ﻻ", "a b"):
+        assert pattern.search(fine)
+        assert clean_name(fine) == fine

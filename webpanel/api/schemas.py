@@ -28,7 +28,7 @@ from webpanel.services.inputs import hidden_runs
 
 # What to say when a value fails its field's pattern.
 PATTERN_MESSAGES = {
-    "name": "Name must hold a visible character and no control characters.",
+    "name": "Name must have a visible character and no control or invisible ones.",
     "node": "Node names are lowercase letters, digits and dashes.",
     "cursor": "Not a cursor this API gave out.",
 }
