@@ -25,6 +25,17 @@ from webpanel.services.inputs import hidden_runs
 from xray.simulator import Simulator
 
 
+def assert_refused(response, status: int, field: str | None) -> None:
+    """A problem with that status, naming the field in words, no library text."""
+    body = assert_problem(response, status)
+    if status == 422:
+        assert body["errors"], "a 422 names what is wrong"
+    assert "pydantic" not in response.get_data(as_text=True)
+    if field is not None:
+        assert field in body["errors"], body["errors"]
+        assert body["errors"][field].endswith(".")
+
+
 @pytest.mark.parametrize(
     ("request_", "status", "field"), BAD_CREATES.values(), ids=BAD_CREATES.keys()
 )
@@ -40,13 +51,7 @@ def test_it_refuses_a_bad_new_client_and_saves_nothing(
 
     response = writer.post("/clients", **request_)
 
-    body = assert_problem(response, status)
-    if status == 422:
-        assert body["errors"], "a 422 names what is wrong"
-    assert "pydantic" not in response.get_data(as_text=True)
-    if field is not None:
-        assert field in body["errors"], body["errors"]
-        assert body["errors"][field].endswith(".")
+    assert_refused(response, status, field)
     assert Client.select().count() == 1
     assert snapshot(simulator) == before
 
@@ -85,9 +90,7 @@ def test_it_refuses_a_bad_change_and_saves_nothing(
 
     response = writer.patch(f"/clients/{alice.email}", **request_)
 
-    body = assert_problem(response, status)
-    if field is not None:
-        assert field in body["errors"], body["errors"]
+    assert_refused(response, status, field)
     assert snapshot(simulator) == before
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -23,12 +22,7 @@ from webpanel.services.links import client_links
 from webpanel.services.nodes import NodeError
 from xray.simulator import Simulator
 
-
-@pytest.fixture
-def second() -> Iterator[Simulator]:
-    sim = Simulator().start()
-    yield sim
-    sim.stop()
+# `second`, a second simulator, comes from tests/api_support.py.
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 
@@ -26,6 +27,12 @@ from webpanel.services.inputs import name_key
 
 CLIENT = {"client": "The client's name, email key (c12) or UUID."}
 TAG = "clients"
+
+
+def _on_client(method: str, suffix: str = "", **options) -> Callable:
+    """Declare an operation on one client: /clients/<client>{suffix}."""
+    rule = f"/clients/<client>{suffix}"
+    return api.operation(method, rule, tag=TAG, path_params=CLIENT, **options)
 
 
 def _find(key: str) -> Client:
@@ -164,27 +171,17 @@ def create_client(body: schemas.ClientCreate):
     )
 
 
-@api.operation(
-    "GET",
-    "/clients/<client>",
-    tag=TAG,
-    scope="read",
-    response=schemas.Client,
-    path_params=CLIENT,
-)
+@_on_client("GET", scope="read", response=schemas.Client)
 def get_client(client: str):
     """Read a client"""
     return _document(_find(client))
 
 
-@api.operation(
+@_on_client(
     "PATCH",
-    "/clients/<client>",
-    tag=TAG,
     scope="write",
     body=schemas.ClientEdit,
     response=schemas.Client,
-    path_params=CLIENT,
     errors=(409,),
 )
 def edit_client(client: str, body: schemas.ClientEdit):
@@ -214,14 +211,7 @@ def edit_client(client: str, body: schemas.ClientEdit):
     return _document(found)
 
 
-@api.operation(
-    "DELETE",
-    "/clients/<client>",
-    tag=TAG,
-    scope="write",
-    status=204,
-    path_params=CLIENT,
-)
+@_on_client("DELETE", scope="write", status=204)
 def delete_client(client: str):
     """Delete a client
 
@@ -236,14 +226,7 @@ def _action(name: str, summary: str, change) -> None:
 
     act.__name__ = name.replace("-", "_") + "_client"
     act.__doc__ = summary
-    api.operation(
-        "POST",
-        f"/clients/<client>/{name}",
-        tag=TAG,
-        scope="write",
-        response=schemas.Client,
-        path_params=CLIENT,
-    )(act)
+    _on_client("POST", f"/{name}", scope="write", response=schemas.Client)(act)
 
 
 _action(
@@ -276,14 +259,12 @@ _action(
 )
 
 
-@api.operation(
+@_on_client(
     "POST",
-    "/clients/<client>/extend",
-    tag=TAG,
+    "/extend",
     scope="write",
     body=schemas.Extend,
     response=schemas.Client,
-    path_params=CLIENT,
     errors=(409,),
 )
 def extend_client(client: str, body: schemas.Extend):
@@ -304,14 +285,8 @@ def extend_client(client: str, body: schemas.Extend):
     return _document(changed)
 
 
-@api.operation(
-    "GET",
-    "/clients/<client>/usage",
-    tag=TAG,
-    scope="read",
-    query=schemas.UsageQuery,
-    response=schemas.Usage,
-    path_params=CLIENT,
+@_on_client(
+    "GET", "/usage", scope="read", query=schemas.UsageQuery, response=schemas.Usage
 )
 def client_usage(client: str, query: schemas.UsageQuery):
     """A client's traffic by hour or by day, and all time per node"""
