@@ -56,6 +56,9 @@ def test_it_maps_the_v2ray_flavor_to_its_proto_prefix(tmp_path: Path):
         ("PANEL_TIMEZONE", "Mars/Olympus"),
         ("DATABASE_URL", "mysql://x"),
         ("PANEL_PUBLIC_URL", "panel.example.com"),
+        ("SUPPORT_URL", "ftp://files.example.com"),
+        ("SUPPORT_URL", "http://[::1"),
+        ("SUPPORT_URL", "https://user:secret@help.example.com"),
     ],
 )
 def test_it_refuses_a_malformed_setting_naming_it(
@@ -63,6 +66,22 @@ def test_it_refuses_a_malformed_setting_naming_it(
 ):
     with pytest.raises(SettingsError, match=f"^{name} "):
         load_settings({name: value}, tmp_path)
+
+
+def test_it_keeps_urls_in_the_ascii_form_that_headers_need(tmp_path: Path):
+    settings = load_settings(
+        {
+            "SUPPORT_URL": "https://поддержка.рф/чат?start=a b",
+            "PANEL_PUBLIC_URL": "https://панель.рф:8443/",
+        },
+        tmp_path,
+    )
+
+    assert settings.support_url == (
+        "https://xn--80ahaefyxhn.xn--p1ai/%D1%87%D0%B0%D1%82?start=a%20b"
+    )
+    assert settings.panel_public_url == "https://xn--80aksgi6f.xn--p1ai:8443"
+    assert settings.support_url.isascii()
 
 
 def test_it_refuses_to_start_the_panel_on_a_bad_setting(tmp_path: Path):

@@ -118,6 +118,29 @@ def test_it_writes_the_mihomo_reality_fields(sub, member):
     assert document["proxy-groups"][0]["type"] == "select"
 
 
+@pytest.mark.parametrize("name", ["Proxy", "REJECT", "direct", "DIRECT", "proxy"])
+def test_it_keeps_a_client_named_like_a_built_in_from_breaking_the_profile(
+    sub, make_app, simulator, name
+):
+    # Two nodes: the client's two proxies need names unlike each other too.
+    Node.create(name="edge", api_address=simulator.address, public_host="e.example")
+    made = create_client(name)
+
+    clash = yaml.safe_load(fetch(sub, made, query="?format=clash").get_data())
+    proxies = [p["name"] for p in clash["proxies"]]
+    groups = [g["name"] for g in clash["proxy-groups"]]
+    reserved = {n.casefold() for n in formats.CLASH_RESERVED}
+    assert len({n.casefold() for n in proxies + groups}) == len(proxies + groups)
+    assert not {n.casefold() for n in proxies} & reserved
+    assert clash["proxy-groups"][0]["proxies"] == proxies
+
+    box = json.loads(fetch(sub, made, query="?format=singbox").get_data())
+    tags = [o["tag"] for o in box["outbounds"]]
+    assert len(tags) == len(set(tags)) == 4  # proxy, two nodes, direct
+    selector = box["outbounds"][0]
+    assert selector["outbounds"] == tags[1:3]
+
+
 def test_it_writes_the_current_sing_box_schema(sub, member):
     box = json.loads(fetch(sub, member, query="?format=singbox").get_data())
     (vless,) = [o for o in box["outbounds"] if o["type"] == "vless"]
@@ -361,12 +384,25 @@ def test_it_shows_the_subscription_url_on_the_client_page(signed_in):
     assert f"http://localhost/sub/{client.sub_token}" in html
 
 
-def test_it_sends_the_support_url_when_one_is_set(make_app, simulator):
-    app = make_app(simulator.address, SUPPORT_URL="https://t.me/example_support")
+@pytest.mark.parametrize(
+    ("setting", "sent"),
+    [
+        ("https://t.me/example_support", "https://t.me/example_support"),
+        (
+            "https://поддержка.рф/чат",
+            "https://xn--80ahaefyxhn.xn--p1ai/%D1%87%D0%B0%D1%82",
+        ),
+    ],
+)
+def test_it_sends_the_support_url_when_one_is_set(make_app, simulator, setting, sent):
+    app = make_app(
+        simulator.address, SUPPORT_URL=setting, PANEL_PUBLIC_URL="https://панель.рф"
+    )
     with app.app_context(), db.connection_context():
         member = create_client("Боб")
         response = app.test_client().get(
             f"/sub/{member.sub_token}", headers={"User-Agent": "Happ/3.2.1"}
         )
     assert response.status_code == 200
-    assert response.headers["support-url"] == "https://t.me/example_support"
+    assert response.headers["support-url"] == sent
+    assert response.headers["profile-web-page-url"].startswith("https://xn--")

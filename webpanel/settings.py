@@ -6,6 +6,9 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
 
@@ -146,12 +149,34 @@ class _Reader:
         return raw
 
     def url(self, name: str) -> str:
+        """An http(s) URL, in the ASCII form headers need (IDN host, %-path)."""
         raw = self.text(name).rstrip("/")
-        if raw and not raw.startswith(("https://", "http://")):
-            raise SettingsError(
-                f"{name} must start with https:// or http://, got {raw!r}"
+        if not raw:
+            return raw
+        problem = f"{name} must be an https:// or http:// address, got {raw!r}"
+        try:
+            parts = urlsplit(raw)
+            port = parts.port
+            host = (parts.hostname or "").encode("idna").decode("ascii")
+        except (ValueError, UnicodeError):
+            raise SettingsError(problem) from None
+        if parts.scheme not in ("http", "https") or not host:
+            raise SettingsError(problem)
+        if ":" in host:
+            host = f"[{host}]"  # IPv6
+        netloc = host if port is None else f"{host}:{port}"
+        if parts.username is not None:
+            raise SettingsError(f"{name} must not carry a user name or password")
+        keep = "/%:@!$&'()*+,;=-._~"
+        return urlunsplit(
+            (
+                parts.scheme,
+                netloc,
+                quote(parts.path, safe=keep),
+                quote(parts.query, safe=keep + "?"),
+                quote(parts.fragment, safe=keep + "?"),
             )
-        return raw
+        )
 
     def timezone(self, name: str, default: str) -> str:
         raw = self.text(name, default) or default

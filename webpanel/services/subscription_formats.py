@@ -135,14 +135,35 @@ def links_body(links: Sequence[str]) -> str:
     return base64.b64encode("\n".join(links).encode()).decode("ascii")
 
 
-def _unique_names(links: Sequence[RealityLink]) -> list[str]:
-    # Clash and sing-box refer to proxies by name: two alike would clash.
+# Names the profile itself uses, or the app keeps for itself (Mihomo's
+# built-in proxies and groups): a client named so must not take them.
+CLASH_GROUP = "Proxy"
+CLASH_RESERVED = (
+    CLASH_GROUP,
+    "DIRECT",
+    "REJECT",
+    "REJECT-DROP",
+    "PASS",
+    "PASS-RULE",
+    "COMPATIBLE",
+    "GLOBAL",
+    "INTERNAL-HTTP",
+)
+SINGBOX_RESERVED = ("proxy", "direct")
+
+
+def _unique_names(links: Sequence[RealityLink], reserved: Sequence[str]) -> list[str]:
+    # Clash and sing-box refer to proxies by name: two alike would clash, and
+    # a name taken by the profile or the app makes it refuse the whole file.
+    # Compared in any case, to be safe with apps that fold it.
+    taken = {name.casefold() for name in reserved}
     names: list[str] = []
     for link in links:
         name = link.remark or link.host
         candidate, n = name, 2
-        while candidate in names:
+        while candidate.casefold() in taken:
             candidate, n = f"{name} ({n})", n + 1
+        taken.add(candidate.casefold())
         names.append(candidate)
     return names
 
@@ -170,7 +191,7 @@ def clash_body(links: Sequence[str]) -> str:
     unquoted short id such as 1e10 or a name such as 0123 is a number.
     """
     parsed = [parse_link(link) for link in links]
-    names = _unique_names(parsed)
+    names = _unique_names(parsed, CLASH_RESERVED)
     proxies = []
     for name, link in zip(names, parsed, strict=True):
         proxy = {
@@ -193,7 +214,7 @@ def clash_body(links: Sequence[str]) -> str:
             proxy["flow"] = _Quoted(link.flow)
         proxies.append(proxy)
 
-    group = "Proxy"
+    group = CLASH_GROUP
     document = {
         "mode": "rule",
         "proxies": proxies,
@@ -223,7 +244,7 @@ def singbox_body(links: Sequence[str]) -> str:
     hijack as route rule actions: none of the fields removed by 1.12-1.14.
     """
     parsed = [parse_link(link) for link in links]
-    names = _unique_names(parsed)
+    names = _unique_names(parsed, SINGBOX_RESERVED)
     outbounds: list[dict] = [
         {
             "type": "selector",
