@@ -175,3 +175,23 @@ def test_it_sets_a_webhook_from_the_command_line(signed_in: FlaskClient, runner)
     result = runner.invoke(args=["api-key", "webhook", "nobody", "https://x.example"])
     assert result.exit_code != 0
     assert "no active key named 'nobody'" in result.output
+
+
+def test_it_never_shows_a_webhook_password_and_keeps_it_when_saved_as_shown(
+    signed_in: FlaskClient, runner
+):
+    make_key(signed_in, name="shop", webhook_url="https://shop:s3cret@hooks.example/x")
+    key = ApiKey.get(ApiKey.name == "shop")
+    page = signed_in.get("/api-keys").get_data(as_text=True)
+    assert "s3cret" not in page
+    assert "https://shop:***@hooks.example/x" in page
+
+    listed = runner.invoke(args=["api-key", "list", "--json"])
+    assert "s3cret" not in listed.output
+
+    token = csrf_from(page)
+    signed_in.post(
+        f"/api-keys/{key.id}/webhook",
+        data={"csrf_token": token, "webhook_url": "https://shop:***@hooks.example/x"},
+    )
+    assert ApiKey.get_by_id(key.id).webhook_url == "https://shop:s3cret@hooks.example/x"

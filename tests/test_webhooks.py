@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import hmac
+import itertools
 import json
+import socket
 import threading
 import time
 from collections import defaultdict
@@ -590,6 +593,67 @@ def test_it_gives_up_on_a_receiver_slower_than_the_timeout(
     assert "timed out" in delivery.last_error
     assert delivery.next_attempt_at is not None
     assert len(receiver.requests()) == 1
+
+
+@pytest.fixture
+def dripping() -> Iterator[str]:
+    """A receiver on loopback that answers one byte every 0.2 s, for ever."""
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                for byte in itertools.cycle(b"HTTP/1.1 200 OK\r\nX-Slow: "):
+                    if stop.wait(0.2):
+                        break
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        break
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+def test_it_gives_a_receiver_that_drips_its_answer_one_deadline_in_all(
+    app: Flask, make_key: Callable[..., Key], dripping: str, monkeypatch
+):
+    monkeypatch.setattr(webhooks, "TIMEOUT", 0.5)  # each byte beats this
+    monkeypatch.setattr(webhooks, "DEADLINE", 1.0)
+    make_key("drip", dripping)
+    create_client("Ivan")
+
+    started = time.monotonic()
+    assert deliver_due() == (0, 1)
+    took = time.monotonic() - started
+
+    assert took < 3, f"the job waited {took:.1f} s"
+    [delivery] = deliveries()
+    assert delivery.last_error == "no answer within 1 s"
+
+
+def test_it_sends_the_user_and_password_of_a_webhook_url_as_basic_auth(
+    app: Flask, receiver: Receiver, make_key: Callable[..., Key]
+):
+    url = receiver.url("/hook").replace("http://", "http://shop:p%40ss@")
+    make_key("basic", url)
+    create_client("Jo")
+
+    assert deliver_due() == (1, 0)
+    [request] = receiver.requests()
+    expected = base64.b64encode(b"shop:p@ss").decode()
+    assert request.headers["Authorization"] == f"Basic {expected}"
 
 
 # 5. and 6. Sent beside requests, by the runtime

@@ -7,6 +7,7 @@ admin. They are cut to their first characters, enough to tell them apart.
 
 from __future__ import annotations
 
+import logging
 import re
 
 from gunicorn.glogging import Logger
@@ -18,7 +19,20 @@ def mask_paths(text: str) -> str:
     return SECRET_PATH.sub(r"\1\2…", text)
 
 
+class _MaskPaths(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = mask_paths(record.getMessage()), ()
+        return True
+
+
 class AccessLogger(Logger):
+    """Masks the paths in the access log and in gunicorn's error log
+    ("Error handling request GET /sub/…")."""
+
+    def setup(self, cfg) -> None:
+        super().setup(cfg)
+        self.error_log.addFilter(_MaskPaths())
+
     def atoms(self, resp, req, environ, request_time) -> dict:
         atoms = super().atoms(resp, req, environ, request_time)
         return {k: mask_paths(v) if isinstance(v, str) else v for k, v in atoms.items()}

@@ -19,7 +19,7 @@ def key_json(key: ApiKey) -> dict:
         "name": key.name,
         "prefix": key.prefix,
         "scope": key.scope,
-        "webhook_url": key.webhook_url or None,
+        "webhook_url": api_keys.shown_url(key.webhook_url) or None,
         "created": iso(key.created_at),
         "last_used": iso(key.last_used_at),
         "revoked": iso(key.revoked_at),
@@ -70,7 +70,7 @@ def register_api_key_cli(app: Flask) -> None:
         for key in keys:
             used = iso(key.last_used_at) or "never"
             state = f"revoked {iso(key.revoked_at)}" if key.revoked_at else used
-            hook = key.webhook_url or "-"
+            hook = api_keys.shown_url(key.webhook_url) or "-"
             click.echo(f"{key.name}\t{key.prefix}…\t{key.scope}\t{hook}\t{state}")
 
     @api_key_group.command("webhook")

@@ -38,6 +38,7 @@ def _page(
         errors=errors,
         made=made,
         hooked=hooked,
+        shown_url=api_keys.shown_url,
     )
     # The one page that shows a new key: never keep it in a cache.
     return page, status, {"Cache-Control": "no-store"}

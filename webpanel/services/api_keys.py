@@ -74,6 +74,8 @@ def set_webhook(key: ApiKey, url: str) -> str | None:
     one, shown once. Clearing the URL forgets the secret.
     """
     url = (url or "").strip()
+    if key.webhook_url and url == shown_url(key.webhook_url):
+        url = key.webhook_url  # sent back as shown, password masked: unchanged
     if url and (message := check_webhook_url(url)):
         raise ApiKeyError({"webhook_url": message})
     made = None
@@ -89,6 +91,15 @@ def set_webhook(key: ApiKey, url: str) -> str | None:
     key.webhook_url, key.webhook_secret = url, secret
     log.info("API key %s: webhook %s", key.name, "set" if url else "removed")
     return made
+
+
+def shown_url(url: str) -> str:
+    """A webhook URL as pages and lists show it: without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
 def check_webhook_url(url: str) -> str | None:
