@@ -338,3 +338,23 @@ def test_it_makes_an_api_key_that_a_script_can_use_but_a_session_cannot(
     page.screenshot(path=ARTIFACTS / "api-docs-page.png", full_page=True)
     assert console.errors == []
     assert console.failed_loads == [("/api/v1/clients", 401)] * 2
+
+
+def test_it_shows_a_client_their_subscription_page_with_working_qr_codes(
+    page: Page, panel: Panel, console: Console
+) -> None:
+    client = panel.add_client("Ира 🚀")
+    page.goto(f"{panel.url}/sub/{client.sub_token}")
+
+    expect(page.locator("h1")).to_have_text("Ира 🚀")
+    for image in ("img.sub-qr", ".node-link img.qr"):
+        page.wait_for_function(
+            f"() => document.querySelector('{image}').complete"
+            f" && document.querySelector('{image}').naturalWidth > 0"
+        )
+    buttons = page.locator(".actions a")
+    assert "streisand://import/" in buttons.nth(5).get_attribute("href")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "subscription-page.png", full_page=True)
+    assert console.errors == []
+    assert console.failed_loads == []

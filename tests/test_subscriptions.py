@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 import urllib.parse
@@ -10,6 +11,7 @@ from datetime import UTC
 from datetime import datetime
 
 import pytest
+import segno
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
@@ -19,7 +21,9 @@ from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.models import db
 from webpanel.services import subscription_formats as formats
+from webpanel.services.clients import GB
 from webpanel.services.clients import create_client
+from webpanel.services.clients import enforce_limits
 from webpanel.subscriptions import TokenBucket
 
 TRICKY = "🚀 Иван #1 & 50% | a b"
@@ -348,9 +352,22 @@ def test_it_shows_a_browser_the_page_with_qr_and_import_buttons(sub, member):
         f"sing-box://import-remote-profile?url={url}",
         f"happ://add/http://localhost/sub/{member.sub_token}",
         f"hiddify://import/http://localhost/sub/{member.sub_token}",
+        f"streisand://import/http://localhost/sub/{member.sub_token}#",
+        f"v2raytun://import/http://localhost/sub/{member.sub_token}",
     ):
         assert deep_link in html
     assert "Expires" in html
+    assert "(no limit)" in html
+
+    # The first QR code is the subscription URL: scanned, the app keeps it fresh.
+    assert f"/sub/{member.sub_token}/qr.svg" in html
+    url_qr = sub.get(f"/sub/{member.sub_token}/qr.svg")
+    expected = io.BytesIO()
+    segno.make(f"http://localhost/sub/{member.sub_token}", error="m").save(
+        expected, kind="svg", scale=4, border=2, xmldecl=False
+    )
+    assert url_qr.mimetype == "image/svg+xml"
+    assert url_qr.get_data() == expected.getvalue()
     qr = sub.get(f"/sub/{member.sub_token}/qr/0.svg")
     assert qr.status_code == 200 and qr.mimetype == "image/svg+xml"
     assert sub.get(f"/sub/{member.sub_token}/qr/1.svg").status_code == 404
@@ -362,6 +379,21 @@ def test_it_speaks_russian_to_a_browser_that_prefers_it(sub, member):
 
     assert '<html lang="ru">' in html
     assert "Подписка" in html
+    assert "0 Б (без ограничения)" in html
+
+
+def test_it_words_each_state_on_the_page(sub, app):
+    headers = {"Accept": "text/html", "Accept-Language": "ru"}
+    held = create_client("Ждёт", days=7, on_hold=True)
+    over = create_client("Много", data_limit=GB)
+    Client.update(uplink=2 * GB).where(Client.id == over.id).execute()
+    enforce_limits()
+
+    held_page = fetch(sub, held, agent=BROWSER, headers=headers).get_data(as_text=True)
+    assert "7 дн. с первого подключения" in held_page
+    over_page = fetch(sub, over, agent=BROWSER, headers=headers).get_data(as_text=True)
+    assert "Рабочих ссылок нет: лимит трафика исчерпан." in over_page
+    assert "2.00 ГБ из 1.00 ГБ" in over_page
 
 
 def test_it_shows_no_link_on_the_page_of_a_blocked_client(sub, member):

@@ -10,20 +10,21 @@ from datetime import tzinfo
 from flask import Flask
 
 UNITS = ("B", "KB", "MB", "GB", "TB", "PB")
+RU_UNITS = ("Б", "КБ", "МБ", "ГБ", "ТБ", "ПБ")
 
 
-def human_bytes(value: int | None) -> str:
-    """1536 → '1.5 KB', with 1 KB = 1024 bytes as in the data limits."""
+def human_bytes(value: int | None, units: tuple[str, ...] = UNITS) -> str:
+    """1536 → '1.50 KB', with 1 KB = 1024 bytes as in the data limits."""
     if value is None:
         return "∞"
     if abs(value) < 1024:
-        return f"{value} B"
+        return f"{value} {units[0]}"
     size = float(value)
-    for unit in UNITS[1:-1]:
+    for unit in units[1:-1]:
         size /= 1024
         if abs(size) < 1024:
             return f"{size:.2f} {unit}"
-    return f"{size / 1024:.2f} {UNITS[-1]}"
+    return f"{size / 1024:.2f} {units[-1]}"
 
 
 def last_day(value: datetime | None, tz: tzinfo) -> str:

@@ -20,7 +20,11 @@ from flask import Blueprint
 from flask import Response
 from flask import render_template
 from flask import request
+from flask import url_for
 
+from webpanel.formatting import RU_UNITS
+from webpanel.formatting import UNITS
+from webpanel.formatting import human_bytes
 from webpanel.models import Client
 from webpanel.services import subscription_formats as formats
 from webpanel.services.links import client_links
@@ -77,15 +81,18 @@ TEXTS = {
         "status": "Status",
         "used": "Used",
         "of": "of",
+        "no_limit": "no limit",
         "expires": "Expires",
         "never": "never",
-        "unlimited": "unlimited",
+        "after_first_use": "{days} days after the first connection",
         "links": "Links",
         "qr": "QR code of the link",
+        "qr_url": "QR code of the subscription URL: scan it in the app",
         "add": "Add to an app",
         "url": "Subscription URL",
-        "no_links": "No working links: the subscription is {reason}.",
+        "no_links": "No working links: {reason}.",
         "no_nodes": "No server has a public address yet.",
+        "units": UNITS,
         "states": {
             "active": "active",
             "on_hold": "on hold (starts at first use)",
@@ -93,27 +100,40 @@ TEXTS = {
             "limited": "data limit reached",
             "expired": "expired",
         },
+        "why": {
+            "disabled": "the subscription is disabled",
+            "limited": "the data limit is used up",
+            "expired": "the subscription has expired",
+        },
     },
     "ru": {
         "title": "Подписка",
         "status": "Статус",
         "used": "Использовано",
         "of": "из",
+        "no_limit": "без ограничения",
         "expires": "Действует до",
         "never": "бессрочно",
-        "unlimited": "без ограничений",
+        "after_first_use": "{days} дн. с первого подключения",
         "links": "Ссылки",
         "qr": "QR-код ссылки",
+        "qr_url": "QR-код адреса подписки: отсканируйте его в приложении",
         "add": "Добавить в приложение",
         "url": "Адрес подписки",
-        "no_links": "Рабочих ссылок нет: подписка {reason}.",
+        "no_links": "Рабочих ссылок нет: {reason}.",
         "no_nodes": "Ни у одного сервера ещё нет публичного адреса.",
+        "units": RU_UNITS,
         "states": {
             "active": "активна",
             "on_hold": "ожидает первого подключения",
             "disabled": "отключена",
             "limited": "лимит трафика исчерпан",
             "expired": "истекла",
+        },
+        "why": {
+            "disabled": "подписка отключена",
+            "limited": "лимит трафика исчерпан",
+            "expired": "срок подписки истёк",
         },
     },
 }
@@ -155,11 +175,30 @@ def qr(token: str, index: int):
     links = _usable_links(client)
     if not 0 <= index < len(links):
         return _plain(NOT_FOUND, 404)
+    return _qr(links[index])
 
-    out = io.BytesIO()
-    segno.make(links[index], error="m").save(
-        out, kind="svg", scale=4, border=2, xmldecl=False
+
+@bp.get("/sub/<token>/qr.svg")
+def url_qr(token: str):
+    """The subscription URL itself: scanned, the app keeps it up to date."""
+    client = _client_for(token)
+    if client is None:
+        return _plain(NOT_FOUND, 404)
+    limited = _rate_limited(token)
+    if limited is not None:
+        return limited
+    return _qr(_own_url(client))
+
+
+def _own_url(client: Client) -> str:
+    return subscription_url(client) or url_for(
+        "subscriptions.subscription", token=client.sub_token, _external=True
     )
+
+
+def _qr(text: str) -> Response:
+    out = io.BytesIO()
+    segno.make(text, error="m").save(out, kind="svg", scale=4, border=2, xmldecl=False)
     response = Response(out.getvalue(), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "private, no-store"
     return response
@@ -223,7 +262,7 @@ def _profile_headers(client: Client) -> dict[str, str]:
 def _page(client: Client) -> Response:
     lang = request.accept_languages.best_match(["en", "ru"], default="en")
     texts = TEXTS[lang]
-    url = subscription_url(client) or request.base_url
+    url = _own_url(client)
     links = _usable_links(client)
     html = render_template(
         "subscription.html",
@@ -235,6 +274,7 @@ def _page(client: Client) -> Response:
         links=links,
         url=url,
         apps=import_links(url, client.name),
+        size=lambda value: human_bytes(value, texts["units"]),
     )
     response = Response(html, mimetype="text/html")
     response.headers["Cache-Control"] = "no-cache"
@@ -252,6 +292,8 @@ def import_links(url: str, name: str) -> list[tuple[str, str]]:
         ("Happ", f"happ://add/{url}"),
         ("Clash", f"clash://install-config?url={encoded}"),
         ("sing-box", f"sing-box://import-remote-profile?url={encoded}#{title}"),
+        ("Streisand", f"streisand://import/{url}#{title}"),
+        ("v2RayTun", f"v2raytun://import/{url}"),
     ]
 
 
