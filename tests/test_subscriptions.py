@@ -10,12 +10,14 @@ import urllib.parse
 from datetime import UTC
 from datetime import datetime
 
+import jsonschema_rs
 import pytest
 import segno
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests import app_schemas
 from webpanel import subscriptions
 from webpanel.models import Client
 from webpanel.models import Node
@@ -23,6 +25,7 @@ from webpanel.models import db
 from webpanel.services import subscription_formats as formats
 from webpanel.services.clients import GB
 from webpanel.services.clients import create_client
+from webpanel.services.clients import disable_client
 from webpanel.services.clients import enforce_limits
 from webpanel.subscriptions import TokenBucket
 
@@ -143,6 +146,43 @@ def test_it_keeps_a_client_named_like_a_built_in_from_breaking_the_profile(
     assert len(tags) == len(set(tags)) == 4  # proxy, two nodes, direct
     selector = box["outbounds"][0]
     assert selector["outbounds"] == tags[1:3]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "schema"), [("singbox", app_schemas.SINGBOX), ("xray", app_schemas.XRAY)]
+)
+def test_it_writes_configs_the_apps_schema_takes_for_every_kind_of_client(
+    sub, app, simulator, fmt, schema
+):
+    # Two nodes, one on IPv6, a flow-less one, and a blocked client's placeholder.
+    Node.create(
+        name="edge",
+        api_address=simulator.address,
+        public_host="2001:db8::7",
+        flow="",
+        reality_sni="www.example.org",
+        reality_public_key=Node.get().reality_public_key,
+        reality_short_id="",
+        reality_fingerprint="firefox",
+    )
+    member = create_client(TRICKY)
+    blocked = create_client("Blocked")
+    disable_client(blocked)
+
+    validator = jsonschema_rs.validator_for(schema)
+    for client in (member, blocked):
+        config = json.loads(fetch(sub, client, query=f"?format={fmt}").get_data())
+        errors = [error.message for error in validator.iter_errors(config)]
+        assert errors == [], (client.name, errors)
+
+
+def test_its_app_schemas_catch_a_misspelt_or_removed_field(sub, member):
+    box = json.loads(fetch(sub, member, query="?format=singbox").get_data())
+    box["inbounds"][0]["inet4_address"] = "172.19.0.1/30"  # removed in sing-box 1.12
+    assert not jsonschema_rs.validator_for(app_schemas.SINGBOX).is_valid(box)
+    (config,) = json.loads(fetch(sub, member, query="?format=xray").get_data())
+    config["outbounds"][0]["streamSettings"]["realitySettings"]["shortID"] = "ab"
+    assert not jsonschema_rs.validator_for(app_schemas.XRAY).is_valid([config])
 
 
 def test_it_writes_the_current_sing_box_schema(sub, member):
