@@ -241,3 +241,38 @@ def test_it_reads_an_expiry_date_as_the_end_of_that_day_in_the_admins_zone():
     for bad in ("31.01.2027", "9999-12-31", "soon"):
         with pytest.raises(ClientError):
             service.parse_expiry_date(bad, tz)
+
+
+def test_it_upgrades_old_name_keys_renaming_names_that_now_read_the_same(app: Flask):
+    from webpanel.database import _name_keys_nfkc
+    from webpanel.models import AuditEntry
+    from webpanel.models import db
+
+    # As the last release kept them: keys folded case only.
+    first = service.create_client("alice")
+    legacy = [("Ａlice", "c90"), ("Bo\u200db", "c91"), ("c12", "c92")]
+    for name, email in legacy:
+        Client.create(
+            name=name,
+            name_key=name.casefold(),
+            email=email,
+            uuid=f"00000000-0000-4000-8000-0000000000{email[1:]}",
+            sub_token=f"token-{email}",
+        )
+
+    _name_keys_nfkc(db)
+
+    names = {c.email: (c.name, c.name_key) for c in Client.select()}
+    assert names[first.email] == ("alice", "alice")
+    assert names["c90"] == ("Ａlice (2)", "alice (2)")
+    assert names["c91"] == ("Bo\u200db", "bob")
+    assert service.find_client("ＡＬＩＣＥ").email == first.email
+    assert service.find_client("bob").email == "c91"
+    renamed = AuditEntry.get(AuditEntry.client_id == Client.get(email="c90").id)
+    assert renamed.event == "renamed" and "Ａlice" in renamed.detail
+
+    # A name today's rules refuse stays while an edit keeps it.
+    old = Client.get(Client.email == "c92")
+    service.edit_client(old, name="c12", data_limit=GB)
+    assert (fresh_row := Client.get_by_id(old.id)).name == "c12"
+    assert fresh_row.data_limit == GB

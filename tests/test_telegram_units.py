@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import string
+from datetime import datetime
 
 import pytest
 
 from plugins.telegram_bot.config import ConfigError
 from plugins.telegram_bot.config import load_config
 from plugins.telegram_bot.keyboards import button_data
+from plugins.telegram_bot.keyboards import card_keys
 from plugins.telegram_bot.masking import Redactor
 from plugins.telegram_bot.splitting import split_message
 from plugins.telegram_bot.splitting import utf16_len
@@ -20,6 +22,7 @@ from plugins.telegram_bot.texts import language_for
 from plugins.telegram_bot.texts import t
 from tests.telegram_standin import TOKEN
 from tests.telegram_standin import parse_html
+from webpanel.models import Client
 
 # Splitting
 
@@ -179,3 +182,19 @@ def test_it_masks_the_token_and_its_secret_half():
 
     assert TOKEN not in masked and secret not in masked
     assert re.fullmatch(r"url /bot1234…al/getMe and %3A1234…al", masked)
+
+
+@pytest.mark.parametrize(
+    ("fields", "shown"),
+    [
+        ({}, False),  # never expires: nothing to extend
+        ({"expire_at": datetime(2030, 1, 1)}, True),
+        ({"on_hold_days": 7}, True),
+    ],
+)
+def test_it_offers_extend_only_for_a_client_that_can_expire(fields: dict, shown: bool):
+    client = Client(id=5, name="x", status="active", **fields)
+
+    buttons = [b.callback_data for row in card_keys(client, "en").keyboard for b in row]
+
+    assert ("a:ext:5" in buttons) is shown

@@ -34,6 +34,7 @@ from webpanel.models import ApiKey
 from webpanel.models import Client
 from webpanel.models import Node
 from webpanel.models import WebhookDelivery
+from webpanel.models import db
 from webpanel.models import utcnow
 from webpanel.runtime import WEBHOOK_SECONDS
 from webpanel.runtime import Runtime
@@ -654,6 +655,40 @@ def test_it_sends_the_user_and_password_of_a_webhook_url_as_basic_auth(
     [request] = receiver.requests()
     expected = base64.b64encode(b"shop:p@ss").decode()
     assert request.headers["Authorization"] == f"Basic {expected}"
+
+
+def test_it_delivers_to_a_url_with_letters_beyond_ascii_in_its_path(
+    app: Flask, receiver: Receiver, make_key: Callable[..., Key]
+):
+    key = make_key("intl", receiver.url("/hoök"))
+    assert ApiKey.get_by_id(key.row.id).webhook_url == receiver.url("/ho%C3%B6k")
+    create_client("Ölaf")
+
+    assert deliver_due() == (1, 0)
+    assert [r.path for r in receiver.requests()] == ["/ho%C3%B6k"]
+
+
+def test_it_marks_deliveries_sent_while_others_write_to_the_database(
+    app: Flask, receiver: Receiver, hook_key: Key
+):
+    for n in range(3):
+        create_client(f"Kim {n}")
+    receiver.delay = 0.5
+
+    def busy() -> None:
+        # Another thread has a connection of its own, as another worker would.
+        with app.app_context(), db.connection_context():
+            for n in range(3):
+                create_client(f"Other {n}")
+                time.sleep(0.3)
+
+    writer = threading.Thread(target=busy)
+    writer.start()
+    sent = deliver_due()
+    writer.join()
+
+    assert sent[0] >= 3
+    assert [d.delivered_at is not None for d in deliveries()][:3] == [True] * 3
 
 
 # 5. and 6. Sent beside requests, by the runtime

@@ -39,6 +39,7 @@ U1 = "6ba85179-e30d-4fc2-9a1b-000000000001"
 U2 = "6ba85179-e30d-4fc2-9a1b-000000000002"
 U3 = "6ba85179-e30d-4fc2-9a1b-000000000003"
 U4 = "6ba85179-e30d-4fc2-9a1b-000000000004"
+U5 = "6ba85179-e30d-4fc2-9a1b-000000000005"
 
 
 def vless_config(*clients: dict, tag: str = "vless-in") -> dict:
@@ -236,6 +237,16 @@ def test_it_names_clients_without_clashing(app: Flask, tmp_path: Path):
     ]
     # The long email fits Xray but not our key column.
     assert [c.email for c in report.created] == ["bob", "c2", "c3", "c4"]
+
+
+def test_it_names_a_user_with_one_of_our_keys_after_it(app: Flask, tmp_path: Path):
+    # Our own config again: a name can't look like an email key, so "c7" is
+    # named "imported c7" (its key is a fresh one, past c7).
+    report = import_from_config(config_file(tmp_path, {"id": U5, "email": "c7"}))
+
+    [client] = report.created
+    assert client.name == "imported c7"
+    assert client.email == "c8"
 
 
 def test_it_skips_users_it_cannot_read_and_says_why(app: Flask, tmp_path: Path):

@@ -16,10 +16,13 @@ from playhouse.db_url import parse
 
 from webpanel.models import MODELS
 from webpanel.models import ApiKey
+from webpanel.models import AuditEntry
 from webpanel.models import Client
 from webpanel.models import SchemaVersion
 from webpanel.models import WebhookDelivery
 from webpanel.models import db
+from webpanel.services.inputs import NAME_MAX
+from webpanel.services.inputs import name_key
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +62,35 @@ def _api_keys(database: Database) -> None:
 
 
 def _name_keys_nfkc(database: Database) -> None:
-    """Name keys fold Unicode forms too (NFKC), not only case."""
-    from webpanel.services.inputs import name_key
+    """Name keys fold Unicode forms and joiners too (NFKC), not only case.
 
-    taken = set(Client.select(Client.name_key).tuples().execute())
-    taken = {key for (key,) in taken}
-    for client_id, name, old in Client.select(
-        Client.id, Client.name, Client.name_key
-    ).tuples():
-        new = name_key(name)
-        # Two old names that now fold alike: the later keeps its old key.
-        if new != old and new not in taken:
-            Client.update(name_key=new).where(Client.id == client_id).execute()
-            taken.discard(old)
-            taken.add(new)
+    Two old names that now fold alike can't both keep them: the later one
+    gets " (2)" (or the next free number), noted in its audit log.
+    """
+
+    rows = list(
+        Client.select(Client.id, Client.name, Client.name_key).order_by(Client.id)
+    )
+    taken = {row.name_key for row in rows}
+    for row in rows:
+        new = name_key(row.name)
+        if new == row.name_key:
+            continue
+        taken.discard(row.name_key)
+        name, number = row.name, 2
+        while new in taken:
+            name = f"{row.name[: NAME_MAX - 4]} ({number})"
+            new, number = name_key(name), number + 1
+        Client.update(name=name, name_key=new).where(Client.id == row.id).execute()
+        taken.add(new)
+        if name != row.name:
+            AuditEntry.create(
+                actor="upgrade",
+                event="renamed",
+                client_id=row.id,
+                client_name=name,
+                detail=f"renamed from {row.name}: another name reads the same",
+            )
 
 
 # Each entry brings the schema from version N-1 to N. Append, never edit.

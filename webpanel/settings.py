@@ -7,10 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 from urllib.parse import urlunsplit
 from zoneinfo import ZoneInfo
 from zoneinfo import ZoneInfoNotFoundError
+
+import idna
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAVORS = {"xray": "xray", "v2ray": "v2ray.core"}
@@ -153,30 +156,10 @@ class _Reader:
         raw = self.text(name).rstrip("/")
         if not raw:
             return raw
-        problem = f"{name} must be an https:// or http:// address, got {raw!r}"
         try:
-            parts = urlsplit(raw)
-            port = parts.port
-            host = (parts.hostname or "").encode("idna").decode("ascii")
-        except (ValueError, UnicodeError):
-            raise SettingsError(problem) from None
-        if parts.scheme not in ("http", "https") or not host:
-            raise SettingsError(problem)
-        if ":" in host:
-            host = f"[{host}]"  # IPv6
-        netloc = host if port is None else f"{host}:{port}"
-        if parts.username is not None:
-            raise SettingsError(f"{name} must not carry a user name or password")
-        keep = "/%:@!$&'()*+,;=-._~"
-        return urlunsplit(
-            (
-                parts.scheme,
-                netloc,
-                quote(parts.path, safe=keep),
-                quote(parts.query, safe=keep + "?"),
-                quote(parts.fragment, safe=keep + "?"),
-            )
-        )
+            return ascii_url(raw)
+        except ValueError as error:
+            raise SettingsError(f"{name} {error}") from None
 
     def timezone(self, name: str, default: str) -> str:
         raw = self.text(name, default) or default
@@ -255,3 +238,43 @@ def mask_settings(settings: Mapping[str, str]) -> dict[str, str]:
         name: mask(value) if any(word in name for word in SECRET_WORDS) else value
         for name, value in settings.items()
     }
+
+
+def ascii_url(raw: str, *, userinfo: bool = False) -> str:
+    """An http(s) URL in pure ASCII: the host in IDNA (UTS 46, as browsers
+    read it), the path, query and fragment %-encoded. ValueError says why not.
+    """
+    problem = f"must be an https:// or http:// address, got {raw!r}"
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise ValueError(problem) from None
+    host = parts.hostname or ""
+    if host and ":" not in host:  # a name, not an IPv6 address
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError):
+            raise ValueError(problem) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(problem)
+    if parts.username is not None and not userinfo:
+        raise ValueError("must not carry a user name or password")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    netloc = host if port is None else f"{host}:{port}"
+    if parts.username is not None:
+        user = quote(unquote(parts.username), safe="")
+        password = parts.password
+        secret = "" if password is None else ":" + quote(unquote(password), safe="")
+        netloc = f"{user}{secret}@{netloc}"
+    keep = "/%:@!$&'()*+,;=-._~"
+    return urlunsplit(
+        (
+            parts.scheme,
+            netloc,
+            quote(parts.path, safe=keep),
+            quote(parts.query, safe=keep + "?"),
+            quote(parts.fragment, safe=keep + "?"),
+        )
+    )

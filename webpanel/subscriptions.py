@@ -169,7 +169,7 @@ def qr(token: str, index: int):
     client = _client_for(token)
     if client is None:
         return _plain(NOT_FOUND, 404)
-    limited = _rate_limited(token)
+    limited = _rate_limited(f"{token}:qr")  # the page's images: their own bucket
     if limited is not None:
         return limited
     links = _usable_links(client)
@@ -184,7 +184,7 @@ def url_qr(token: str):
     client = _client_for(token)
     if client is None:
         return _plain(NOT_FOUND, 404)
-    limited = _rate_limited(token)
+    limited = _rate_limited(f"{token}:qr")
     if limited is not None:
         return limited
     return _qr(_own_url(client))

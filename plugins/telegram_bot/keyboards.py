@@ -50,7 +50,12 @@ def card_keys(client: Client, lang: str) -> InlineKeyboardMarkup:
     return keyboard(
         [toggle, button(plain(lang, "btn_reset"), "a", "reset", client.id)],
         [
-            button(plain(lang, "btn_extend"), "a", "ext", client.id),
+            # A client that never expires has nothing to extend.
+            *(
+                [button(plain(lang, "btn_extend"), "a", "ext", client.id)]
+                if client.expire_at is not None or client.on_hold_days is not None
+                else []
+            ),
             button(plain(lang, "btn_invite"), "a", "inv", client.id),
         ],
         [

@@ -147,7 +147,10 @@ EN = {
     "invite_made": "✉️ Invite for <b>{name}</b> (works once, for 7 days):\n{link}",
     "ask_name": "➕ New client. Send a name, or /cancel.",
     "name_taken": "A client named «{name}» already exists. Send another name.",
-    "name_bad": "A name is 1 to 64 characters, with no control characters. Try again.",
+    "name_bad": (
+        "A name is 1 to 64 characters, with no control or invisible characters,"
+        " and can't look like a key (c12) or a UUID. Try again."
+    ),
     "ask_limit": "Data limit in GB (for example 50), or /skip for no limit.",
     "bad_limit": "«{text}» is not a number of GB above 0. Send one like 50, or /skip.",
     "ask_days": "Days until it expires (for example 30), or /skip for no expiry.",
@@ -284,7 +287,10 @@ RU = {
     ),
     "ask_name": "➕ Новый клиент. Пришлите имя или /cancel.",
     "name_taken": "Клиент «{name}» уже есть. Пришлите другое имя.",
-    "name_bad": "Имя: от 1 до 64 символов, без управляющих символов. Ещё раз.",
+    "name_bad": (
+        "Имя: от 1 до 64 символов, без управляющих и невидимых символов,"
+        " и не похожее на ключ (c12) или UUID. Ещё раз."
+    ),
     "ask_limit": "Лимит трафика в ГБ (например, 50) или /skip без лимита.",
     "bad_limit": "«{text}» не число ГБ больше 0. Пришлите, например, 50 или /skip.",
     "ask_days": "Сколько дней действует (например, 30) или /skip бессрочно.",

@@ -13,6 +13,7 @@ from webpanel.models import ApiKey
 from webpanel.models import db
 from webpanel.models import utcnow
 from webpanel.services.inputs import FieldError
+from webpanel.settings import ascii_url
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ def create_key(
         errors["name"] = f"Name: 1-{NAME_MAX} printable characters."
     if scope not in SCOPES:
         errors["scope"] = "Scope must be read or write."
-    if webhook_url and (message := check_webhook_url(webhook_url)):
-        errors["webhook_url"] = message
+    if webhook_url:
+        try:
+            webhook_url = webhook_target(webhook_url)
+        except ApiKeyError as error:
+            errors.update(error.errors)
     if errors:
         raise ApiKeyError(errors)
 
@@ -76,8 +80,8 @@ def set_webhook(key: ApiKey, url: str) -> str | None:
     url = (url or "").strip()
     if key.webhook_url and url == shown_url(key.webhook_url):
         url = key.webhook_url  # sent back as shown, password masked: unchanged
-    if url and (message := check_webhook_url(url)):
-        raise ApiKeyError({"webhook_url": message})
+    if url:
+        url = webhook_target(url)
     made = None
     if not url:
         secret = ""
@@ -102,19 +106,15 @@ def shown_url(url: str) -> str:
     return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
 
 
-def check_webhook_url(url: str) -> str | None:
-    """A message if url can't be a webhook target, else None."""
+def webhook_target(url: str) -> str:
+    """The URL as deliveries use it (ASCII: IDN host, %-encoded path)."""
     message = "Webhook URL must be an http:// or https:// address."
     if len(url) > URL_MAX or not url.isprintable() or " " in url:
-        return message
+        raise ApiKeyError({"webhook_url": message})
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises on a port that is not a number
+        return ascii_url(url, userinfo=True)
     except ValueError:
-        return message
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return message
-    return None
+        raise ApiKeyError({"webhook_url": message}) from None
 
 
 def find_key(name: str) -> ApiKey | None:

@@ -163,6 +163,8 @@ def edit_client(
 
     An admin's `disabled` stays. A change that changes nothing is not saved.
     """
+    if name is not KEEP and name.strip() == client.name:
+        name = KEEP  # kept as it is, even one today's rules would refuse
     if name is not KEEP:
         name = clean_name(name)
 

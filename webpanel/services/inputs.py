@@ -35,7 +35,8 @@ class ClientError(FieldError):
 # Names that would read as another client's email key or UUID: the API finds
 # clients by all three, and a name must never point at someone else.
 KEY_LIKE = re.compile(
-    r"c\d+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+    r"c[0-9]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    re.IGNORECASE,
 )
 
 

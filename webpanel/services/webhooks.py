@@ -125,7 +125,9 @@ def deliver_due(now: datetime | None = None) -> tuple[int, int]:
 
 def _deliver_for(key: ApiKey, now: datetime) -> tuple[int, int]:
     """A key's due events, oldest first, until one fails or none is due."""
-    pending = (
+    # Read them all first: a cursor left open across the POSTs would keep
+    # an old snapshot, and marking a delivery sent would then fail.
+    pending = list(
         WebhookDelivery.select()
         .where(
             (WebhookDelivery.key == key.id)
@@ -184,15 +186,15 @@ def _send(delivery: WebhookDelivery, key: ApiKey) -> str | None:
         target = (url.path or "/") + (f"?{url.query}" if url.query else "")
     except ValueError as error:
         return f"bad URL: {error}"
-    cut = threading.Event()
-    watchdog = threading.Timer(DEADLINE, _cut, [connection, cut])
-    watchdog.start()
+    watchdog = _Watchdog(connection)
     try:
+        connection.connect()  # each address within TIMEOUT
+        watchdog.armed()  # from here on the deadline can cut the socket
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
         response.read(1024)
-    except (OSError, HTTPException) as error:
-        if cut.is_set():
+    except (OSError, HTTPException, ValueError) as error:
+        if watchdog.fired:
             return f"no answer within {DEADLINE:g} s"
         return (str(error) or type(error).__name__)[:200]
     finally:
@@ -201,12 +203,37 @@ def _send(delivery: WebhookDelivery, key: ApiKey) -> str | None:
     return None if 200 <= response.status < 300 else f"HTTP {response.status}"
 
 
-def _cut(connection: HTTPConnection, cut: threading.Event) -> None:
-    # Shutting the socket down wakes the read that waits on it, at once.
-    cut.set()
-    if connection.sock is not None:
-        with contextlib.suppress(OSError):
-            connection.sock.shutdown(socket.SHUT_RDWR)
+class _Watchdog:
+    """Cuts a delivery off DEADLINE seconds after it started.
+
+    Shutting the socket down wakes the read that waits on it at once; a
+    deadline that passes while still connecting fails the delivery as soon
+    as the connection is made.
+    """
+
+    def __init__(self, connection: HTTPConnection) -> None:
+        self.connection = connection
+        self.fired = False
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(DEADLINE, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sock = self.connection.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def armed(self) -> None:
+        with self._lock:
+            if self.fired:
+                raise TimeoutError("deadline passed while connecting")
+
+    def cancel(self) -> None:
+        self._timer.cancel()
 
 
 def _delivered(delivery: WebhookDelivery) -> None:

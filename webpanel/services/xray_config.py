@@ -280,10 +280,14 @@ class _ImportPlan:
         )
 
     def _free_name(self, email: str) -> str:
-        try:
-            base = clean_name(email)
-        except ClientError:
-            base = ""
+        base = ""
+        # An email like c5 (ours) can't be a name: "imported c5" can.
+        for candidate in (email, f"imported {email}") if email.strip() else ():
+            try:
+                base = clean_name(candidate)
+                break
+            except ClientError:
+                continue
         if not base:
             self.unnamed += 1
             base = f"imported {self.unnamed}"
