@@ -16,6 +16,8 @@ import subprocess
 import threading
 import time
 import urllib.parse
+from abc import ABC
+from abc import abstractmethod
 from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +88,7 @@ def when_online(call: Callable[[], T], timeout: float = 10.0) -> T:
 # v2ray processes
 
 
-class _V2RayProcess:
+class _V2RayProcess(ABC):
     """One v2ray process run from a JSON config in its own directory."""
 
     name = "v2ray"
@@ -96,11 +98,13 @@ class _V2RayProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process: subprocess.Popen[bytes] | None = None
 
+    @abstractmethod
     def config(self) -> dict:
-        raise NotImplementedError
+        """The JSON config this process runs with."""
 
+    @abstractmethod
     def ports(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        """The ports it listens on, to wait for."""
 
     @property
     def pid(self) -> int | None:

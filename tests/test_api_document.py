@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import jsonschema_rs
 import pytest
 from flask.testing import FlaskClient
 
@@ -49,7 +50,6 @@ def resolved(schema, components: dict):
 
 def assert_as_documented(document: dict, op: Operation, response) -> None:
     """The answer's status, type and body are the ones the document gives."""
-    jsonschema_rs = pytest.importorskip("jsonschema_rs")
     declared = document["paths"][op.path][op.method.lower()]["responses"]
     status = str(response.status_code)
     assert status in declared, f"{op_id(op)} answered {status}, not documented"
@@ -110,7 +110,6 @@ def test_it_documents_nothing_but_the_operations(document: dict):
 
 
 def test_every_schema_in_the_document_is_valid_json_schema(document: dict):
-    jsonschema_rs = pytest.importorskip("jsonschema_rs")
     schemas = document["components"]["schemas"]
 
     assert schemas
@@ -193,7 +192,6 @@ def test_it_answers_errors_as_its_document_says(
 
 
 def request_validator(document: dict, method: str, rule: str):
-    jsonschema_rs = pytest.importorskip("jsonschema_rs")
     op = operation(method, rule)
     body = document["paths"][op.path][method.lower()]["requestBody"]
     schema = resolved(
@@ -268,7 +266,6 @@ def test_its_document_refuses_the_bodies_the_api_refuses(
 def test_its_problems_outside_the_operations_have_the_problem_shape(
     reader: Caller, document: dict
 ):
-    jsonschema_rs = pytest.importorskip("jsonschema_rs")
     schemas = document["components"]["schemas"]
     problem = resolved(schemas["Problem"], schemas)
 
