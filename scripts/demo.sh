@@ -8,14 +8,14 @@ cd "$(dirname "$0")/.."
 
 # An instance folder of its own, so demo clients never mix with real ones.
 # Commands get the same settings as the running demo (the main node follows
-# the settings at every start): the demo notes its ports for them.
+# the settings at every start): the demo notes its settings for them.
 mkdir -p instance/demo
-ports=instance/demo/ports.env
-if [ "${1:-}" = flask ] && [ -z "${SIM_PORT:-}" ] && [ -f "$ports" ]; then
-  set -a
-  # shellcheck disable=SC1090
-  . "$ports"
-  set +a
+noted=instance/demo/demo.env
+if [ "${1:-}" = flask ] && [ -f "$noted" ]; then
+  # What the running demo was started with, unless given here again.
+  while IFS='=' read -r name value; do
+    [ -n "${!name:-}" ] || export "$name=$value"
+  done < "$noted"
 fi
 port=${SIM_PORT:-10085}
 export INFINITY_INSTANCE="$PWD/instance/demo"
@@ -31,7 +31,15 @@ if [ "${1:-}" = flask ]; then
   exec .venv/bin/python -m flask --app wsgi "$@"
 fi
 
-printf 'SIM_PORT=%s\nPANEL_PORT=%s\n' "$port" "${PANEL_PORT:-8000}" > "$ports"
+for name in SIM_PORT PANEL_PORT PUBLIC_HOST REALITY_SNI REALITY_PUBLIC_KEY \
+    REALITY_SHORT_ID; do
+  case $name in
+    SIM_PORT) value=$port ;;
+    PANEL_PORT) value=${PANEL_PORT:-8000} ;;
+    *) value=${!name} ;;
+  esac
+  printf '%s=%s\n' "$name" "$value"
+done > "$noted"
 .venv/bin/python -m xray.simulator --port "$port" --demo-traffic &
 sim=$!
 trap 'kill "$sim" 2>/dev/null || true' EXIT INT TERM
