@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -116,21 +117,14 @@ def apply_client(client: Client, timeout: float = 5.0) -> bool:
     A node known to be down is not called (each call would wait for its
     deadline): recovery applies the change when the node is back.
     """
-    ok = True
-    chosen = {node.id for node in nodes_of(client)}
-    for node in Node.select():
-        if not node.online and node.last_error:
-            ok = False
-            continue
-        gw = gateway(node, timeout)
-        try:
-            if client.in_xray and node.id in chosen:
-                add(gw, node.inbound_tag, xray_user(client, node))
-            else:
-                remove(gw, node.inbound_tag, client.email)
-        except XrayError as error:
-            mark_out_of_sync(node, error)
-            ok = False
+
+    def change(gw, node: Node, wanted: bool) -> None:
+        if wanted:
+            add(gw, node.inbound_tag, xray_user(client, node))
+        else:
+            remove(gw, node.inbound_tag, client.email)
+
+    ok = _on_each_node(client, timeout, change)
     if client.pending == ok:
         client.pending = not ok
         Client.update(pending=client.pending).where(Client.id == client.id).execute()
@@ -143,22 +137,34 @@ def replace_client(client: Client, timeout: float = 5.0) -> bool:
     If a node fails, the client stays pending, and recovery replaces it
     (it removes pending clients before adding them back).
     """
+
+    def change(gw, node: Node, wanted: bool) -> None:
+        remove(gw, node.inbound_tag, client.email)
+        if wanted:
+            add(gw, node.inbound_tag, xray_user(client, node))
+
+    ok = _on_each_node(client, timeout, change)
+    Client.update(pending=not ok).where(Client.id == client.id).execute()
+    client.pending = not ok
+    return ok
+
+
+def _on_each_node(client: Client, timeout: float, change: Callable) -> bool:
+    """Run change(gateway, node, wanted in Xray) on each node that answers.
+
+    Nodes known to be down are skipped; False if any node was skipped or failed.
+    """
     ok = True
     chosen = {node.id for node in nodes_of(client)}
     for node in Node.select():
         if not node.online and node.last_error:
             ok = False
             continue
-        gw = gateway(node, timeout)
         try:
-            remove(gw, node.inbound_tag, client.email)
-            if client.in_xray and node.id in chosen:
-                add(gw, node.inbound_tag, xray_user(client, node))
+            change(gateway(node, timeout), node, client.in_xray and node.id in chosen)
         except XrayError as error:
             mark_out_of_sync(node, error)
             ok = False
-    Client.update(pending=not ok).where(Client.id == client.id).execute()
-    client.pending = not ok
     return ok
 
 
